@@ -1,0 +1,70 @@
+# cloudfetch — build, test, demo and benchmark.  `make demo` and `make test`
+# install missing Debian packages first (scripts/deps.sh).
+
+LUA_VERSION     ?= 5.4
+LUA             ?= lua$(LUA_VERSION)
+PYTHON          ?= /usr/bin/python3
+PKG_CONFIG      ?= pkg-config
+PREFIX          ?= /usr/local
+LUA_CMODULE_DIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+LUA_MODULE_DIR  ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -std=c11
+# Recursively expanded, so pkg-config runs after `deps` installed the -dev packages.
+DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) libcurl openssl)
+DEP_LIBS   = $(shell $(PKG_CONFIG) --libs libcurl openssl)
+ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -D_GNU_SOURCE $(DEP_CFLAGS)
+
+CORE_SRC = src/headers.c src/disposition.c src/digest.c src/transfer.c src/files.c
+BIND_SRC = src/lbinding.c
+HDRS     = $(wildcard src/*.h)
+MODULE   = cloudfetch/core.so
+CTEST    = build/test_core
+
+LUA_ENV = LUA_PATH="./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;" LUA_CPATH="./?.so;;"
+
+.PHONY: all deps build test test-c test-lua test-valgrind lint demo bench-core bench clean install
+
+all: build
+build: $(MODULE)
+
+deps:
+	@sh scripts/deps.sh
+
+$(MODULE): $(CORE_SRC) $(BIND_SRC) $(HDRS)
+	@mkdir -p cloudfetch
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $(CORE_SRC) $(BIND_SRC) $(DEP_LIBS)
+
+# The core's own C test: parsers and digests without Lua.
+$(CTEST): spec/c/test_core.c $(CORE_SRC) $(HDRS)
+	@mkdir -p build
+	$(CC) $(ALL_CFLAGS) -o $@ spec/c/test_core.c $(CORE_SRC) $(DEP_LIBS)
+
+lint:
+	luacheck --no-color -q lua spec examples bench
+
+test: deps
+	@$(MAKE) --no-print-directory build $(CTEST)
+	@sh scripts/run-tests.sh
+
+test-valgrind: deps
+	@$(MAKE) --no-print-directory build $(CTEST)
+	@VALGRIND=1 sh scripts/run-tests.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory build
+	@$(LUA_ENV) $(LUA) examples/demo.lua
+
+bench-core: deps
+	@$(MAKE) --no-print-directory build
+	@$(LUA_ENV) $(LUA) bench/core.lua
+
+install: build
+	install -d $(DESTDIR)$(LUA_CMODULE_DIR)/cloudfetch $(DESTDIR)$(LUA_MODULE_DIR)/cloudfetch
+	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CMODULE_DIR)/cloudfetch/core.so
+	install -m 644 lua/cloudfetch/*.lua $(DESTDIR)$(LUA_MODULE_DIR)/cloudfetch/
+
+clean:
+	rm -rf cloudfetch build spec/tmp demo-out bench/out

@@ -1,0 +1,66 @@
+#!/bin/sh
+# Runs every test suite of the project and ends with one line
+# "N passed, M failed" over all of them; exits non-zero if anything failed.
+#   VALGRIND=1  runs the C test and the busted suite under valgrind memcheck
+#               (zero errors and zero definite/indirect leaks required).
+set -u
+cd "$(dirname "$0")/.." || exit 2
+LUA=${LUA:-lua5.4}
+PYTHON=${PYTHON:-/usr/bin/python3}
+export LUA_PATH="./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;"
+export LUA_CPATH="./?.so;;"
+mkdir -p build
+passed=0
+failed=0
+add() { passed=$((passed + $1)); failed=$((failed + $2)); }
+
+vg=""
+if [ "${VALGRIND:-}" = 1 ]; then
+  vg="valgrind --quiet --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --suppressions=spec/valgrind.supp"
+fi
+
+if [ -z "$vg" ]; then
+  echo "== luacheck"
+  if luacheck --no-color -q lua spec examples bench; then add 1 0; else add 0 1; fi
+fi
+
+echo "== C core test (spec/c/test_core.c)"
+$vg ./build/test_core > build/test_core.out 2>&1
+rc=$?
+cat build/test_core.out
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' build/test_core.out | tail -n 1)
+p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/'); f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
+[ -n "$line" ] || { p=0; f=1; }
+[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+add "$p" "$f"
+
+echo "== busted (spec/*_spec.lua)"
+# shellcheck disable=SC2086
+$vg $LUA /usr/bin/busted -o utfTerminal spec > build/busted.out 2>&1
+rc=$?
+cat build/busted.out
+line=$(grep -E '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' build/busted.out | tail -n 1)
+if [ -n "$line" ]; then
+  p=$(echo "$line" | sed -E 's/^([0-9]+) success.*/\1/')
+  f=$(echo "$line" | sed -E 's/.* ([0-9]+) failures? \/ ([0-9]+) errors?.*/\1 \2/' | awk '{print $1 + $2}')
+else
+  p=0; f=1
+fi
+[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+add "$p" "$f"
+
+if [ -z "$vg" ]; then
+  echo "== emulator and conformance tests (spec/emulator/test_*.py)"
+  $PYTHON -m unittest discover -s spec/emulator -p 'test_*.py' -v > build/pytest.out 2>&1
+  rc=$?
+  cat build/pytest.out
+  total=$(grep -E '^Ran [0-9]+ tests?' build/pytest.out | sed -E 's/^Ran ([0-9]+).*/\1/')
+  bad=$(grep -E '^FAILED \(' build/pytest.out | grep -oE '(failures|errors)=[0-9]+' | cut -d= -f2 | awk '{s += $1} END {print s + 0}')
+  total=${total:-0}
+  [ "$total" -gt 0 ] || { total=1; bad=1; }
+  [ "$rc" -eq 0 ] || [ "$bad" -gt 0 ] || bad=1
+  add $((total - bad)) "$bad"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

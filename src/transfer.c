@@ -1,0 +1,497 @@
+/*
+ * The transfer engine: one libcurl easy handle per transfer, driven through
+ * the session's multi handle only when the consumer pulls.  Body bytes are
+ * hashed as they arrive and kept in a bounded buffer; when it is full the
+ * write callback pauses the transfer, and the next pull resumes it.  No
+ * callback of ours ever calls out of C, so nothing can unwind through curl.
+ */
+#include "cloudfetch.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RECV_BUFFER (256L * 1024) /* CURLOPT_BUFFERSIZE: fast hashing in the write path */
+#define POLL_MS 1000
+
+struct cf_session {
+    CURLM *multi;
+};
+
+struct cf_transfer {
+    cf_session *session;
+    CURL *easy;                /* NULL once closed */
+    struct curl_slist *req_headers;
+    cf_headers headers;
+    cf_digests *digests;
+    char *buf;                 /* unread body bytes are buf[rpos, wpos) */
+    size_t cap, rpos, wpos;
+    int64_t received;
+    int in_multi;
+    int released;              /* the consumer asked for the body */
+    int body_seen;             /* the write callback was called at least once */
+    int paused;
+    int done;                  /* curl reported the transfer finished */
+    int follow;
+    CURLcode result;
+    cf_kind kind;
+    char message[CF_ERRLEN];
+    char curl_error[CURL_ERROR_SIZE];
+    char *url;                 /* effective URL */
+};
+
+const char *cf_kind_name(cf_kind k)
+{
+    switch (k) {
+    case CF_OK: return "ok";
+    case CF_ENETWORK: return "network";
+    case CF_ETIMEOUT: return "timeout";
+    case CF_ETLS: return "tls";
+    case CF_EPROTOCOL: return "protocol";
+    case CF_ECANCELED: return "canceled";
+    case CF_EIO: return "io";
+    case CF_ENOMEM: return "io";
+    case CF_EEXISTS: return "io";
+    }
+    return "network";
+}
+
+cf_session *cf_session_new(void)
+{
+    cf_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->multi = curl_multi_init();
+    if (!s->multi) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void cf_session_free(cf_session *s)
+{
+    if (!s)
+        return;
+    curl_multi_cleanup(s->multi);
+    free(s);
+}
+
+static void fail(cf_transfer *t, cf_kind kind, const char *message)
+{
+    if (t->kind)
+        return; /* the first failure is the one that explains */
+    t->kind = kind;
+    snprintf(t->message, sizeof t->message, "%s", message);
+}
+
+static cf_kind kind_of(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return CF_ETIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+        return CF_ETLS;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_TOO_MANY_REDIRECTS:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_RANGE_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        return CF_EPROTOCOL;
+    case CURLE_ABORTED_BY_CALLBACK:
+        return CF_ECANCELED;
+    case CURLE_OUT_OF_MEMORY:
+        return CF_ENOMEM;
+    default:
+        return CF_ENETWORK;
+    }
+}
+
+static void fail_curl(cf_transfer *t, CURLcode rc)
+{
+    fail(t, kind_of(rc), t->curl_error[0] ? t->curl_error : curl_easy_strerror(rc));
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *ud)
+{
+    cf_transfer *t = ud;
+    size_t len = size * n;
+    if (cf_headers_feed(&t->headers, line, len) != 0) {
+        fail(t, CF_EPROTOCOL, "malformed response header");
+        return 0;
+    }
+    return len;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud)
+{
+    cf_transfer *t = ud;
+    size_t len = size * n;
+    t->body_seen = 1;
+    if (!t->released || len == 0) {
+        /* Nothing is taken (or hashed) before the consumer asks: the caller
+         * may still add digests after the headers arrived. */
+        if (len == 0)
+            return 0;
+        t->paused = 1;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (t->cap - t->wpos < len) {
+        if (t->rpos > 0) { /* slide the unread bytes to the front */
+            memmove(t->buf, t->buf + t->rpos, t->wpos - t->rpos);
+            t->wpos -= t->rpos;
+            t->rpos = 0;
+        }
+        if (t->cap - t->wpos < len) {
+            if (t->wpos > 0) {
+                t->paused = 1; /* full: resume once the consumer drained it */
+                return CURL_WRITEFUNC_PAUSE;
+            }
+            /* One write larger than the whole buffer: hold it anyway. */
+            char *grown = realloc(t->buf, len);
+            if (!grown) {
+                fail(t, CF_ENOMEM, "out of memory");
+                return 0;
+            }
+            t->buf = grown;
+            t->cap = len;
+        }
+    }
+    if (t->digests && cf_digests_update(t->digests, data, len) != 0) {
+        fail(t, CF_ENOMEM, "digest update failed");
+        return 0;
+    }
+    memcpy(t->buf + t->wpos, data, len);
+    t->wpos += len;
+    return len;
+}
+
+static void remember_url(cf_transfer *t)
+{
+    char *url = NULL;
+    if (t->easy && curl_easy_getinfo(t->easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url) {
+        char *copy = strdup(url);
+        if (copy) {
+            free(t->url);
+            t->url = copy;
+        }
+    }
+}
+
+/* Records every finished transfer of the session, ours or another's. */
+static void collect_done(cf_session *s)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        cf_transfer *t = NULL;
+        CURL *easy = m->easy_handle;
+        CURLcode result = m->data.result;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
+        curl_multi_remove_handle(s->multi, easy);
+        if (t) {
+            t->in_multi = 0;
+            t->done = 1;
+            t->result = result;
+            remember_url(t);
+        }
+    }
+}
+
+/* One round of curl work; waits for socket activity when `wait`. */
+static int step(cf_transfer *t, int wait)
+{
+    int running = 0;
+    CURLMcode mc = curl_multi_perform(t->session->multi, &running);
+    if (mc == CURLM_OK && wait && !t->done)
+        mc = curl_multi_poll(t->session->multi, NULL, 0, POLL_MS, NULL);
+    if (mc != CURLM_OK) {
+        fail(t, CF_ENETWORK, curl_multi_strerror(mc));
+        return -1;
+    }
+    collect_done(t->session);
+    return 0;
+}
+
+static int is_redirect(int status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* The final response's headers are in: not a 1xx, not a redirect curl is
+ * about to follow. */
+static int headers_ready(const cf_transfer *t)
+{
+    const cf_headers *h = &t->headers;
+    if (!h->complete || h->status < 200)
+        return 0;
+    if (t->follow && is_redirect(h->status) && cf_headers_get(h, "location"))
+        return 0;
+    return 1;
+}
+
+#define SETOPT(opt, val)                                                                           \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(e, opt, val);                                                    \
+    } while (0)
+
+static CURLcode configure(cf_transfer *t, const cf_request *req)
+{
+    CURL *e = t->easy;
+    CURLcode rc = CURLE_OK;
+    const char *method = req->method ? req->method : "GET";
+
+    SETOPT(CURLOPT_URL, req->url);
+    SETOPT(CURLOPT_PRIVATE, (void *)t);
+    SETOPT(CURLOPT_ERRORBUFFER, t->curl_error);
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    SETOPT(CURLOPT_FOLLOWLOCATION, req->follow_redirects ? 1L : 0L);
+    SETOPT(CURLOPT_MAXREDIRS, req->max_redirects);
+    SETOPT(CURLOPT_UNRESTRICTED_AUTH, 0L);
+    /* Bytes on disk are the bytes the server stored, so digests match. */
+    SETOPT(CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    SETOPT(CURLOPT_BUFFERSIZE, RECV_BUFFER);
+    SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    SETOPT(CURLOPT_SSL_VERIFYPEER, req->verify_tls ? 1L : 0L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, req->verify_tls ? 2L : 0L);
+    if (req->ca_file)
+        SETOPT(CURLOPT_CAINFO, req->ca_file);
+    if (req->ca_path)
+        SETOPT(CURLOPT_CAPATH, req->ca_path);
+    if (req->proxy)
+        SETOPT(CURLOPT_PROXY, req->proxy);
+    if (req->user_agent)
+        SETOPT(CURLOPT_USERAGENT, req->user_agent);
+    if (req->connect_timeout_ms > 0)
+        SETOPT(CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
+    if (req->timeout_ms > 0)
+        SETOPT(CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    if (req->stall_timeout_s > 0) {
+        SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
+        SETOPT(CURLOPT_LOW_SPEED_TIME, req->stall_timeout_s);
+    }
+    SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(CURLOPT_HEADERDATA, (void *)t);
+    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(CURLOPT_WRITEDATA, (void *)t);
+
+    if (strcmp(method, "HEAD") == 0) {
+        SETOPT(CURLOPT_NOBODY, 1L);
+    } else if (req->body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+        SETOPT(CURLOPT_POST, 1L);
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
+        SETOPT(CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
+        if (strcmp(method, "POST") != 0)
+            SETOPT(CURLOPT_CUSTOMREQUEST, method);
+    } else if (strcmp(method, "GET") != 0) {
+        SETOPT(CURLOPT_CUSTOMREQUEST, method);
+    }
+
+    if (req->range_first >= 0) {
+        char range[64];
+        if (req->range_last >= 0)
+            snprintf(range, sizeof range, "%lld-%lld", (long long)req->range_first,
+                     (long long)req->range_last);
+        else
+            snprintf(range, sizeof range, "%lld-", (long long)req->range_first);
+        SETOPT(CURLOPT_RANGE, range);
+    }
+
+    /* "Expect:" stops curl from waiting for 100-continue on larger bodies. */
+    struct curl_slist *list = curl_slist_append(NULL, "Expect:");
+    for (const char *const *h = req->headers; list && h && *h; h++) {
+        struct curl_slist *next = curl_slist_append(list, *h);
+        if (!next) {
+            curl_slist_free_all(list);
+            list = NULL;
+        }
+        list = next;
+    }
+    if (!list)
+        return CURLE_OUT_OF_MEMORY;
+    t->req_headers = list;
+    SETOPT(CURLOPT_HTTPHEADER, list);
+    return rc;
+}
+
+cf_transfer *cf_transfer_open(cf_session *s, const cf_request *req)
+{
+    cf_transfer *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->session = s;
+    t->follow = req->follow_redirects;
+    cf_headers_init(&t->headers);
+    t->cap = req->buffer_size < CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE : req->buffer_size;
+    t->buf = malloc(t->cap);
+    t->easy = curl_easy_init();
+    if (!t->buf || !t->easy) {
+        cf_transfer_free(t);
+        return NULL;
+    }
+    if (req->hash_mask && !(t->digests = cf_digests_new(req->hash_mask))) {
+        cf_transfer_free(t);
+        return NULL;
+    }
+    CURLcode rc = configure(t, req);
+    if (rc != CURLE_OK) {
+        fail_curl(t, rc);
+        return t;
+    }
+    if (curl_multi_add_handle(s->multi, t->easy) != CURLM_OK) {
+        fail(t, CF_ENETWORK, "could not start the transfer");
+        return t;
+    }
+    t->in_multi = 1;
+    /* Run until the headers of the final response are in.  curl's own
+     * connect, stall and overall timeouts bound this loop. */
+    while (!t->kind && !t->done && !t->body_seen && !headers_ready(t)) {
+        if (step(t, 1) != 0)
+            break;
+    }
+    if (t->done && t->result != CURLE_OK)
+        fail_curl(t, t->result);
+    remember_url(t);
+    return t;
+}
+
+cf_kind cf_transfer_failed(const cf_transfer *t, const char **message)
+{
+    if (message)
+        *message = t->message;
+    return t->kind;
+}
+
+const cf_headers *cf_transfer_headers(const cf_transfer *t)
+{
+    return &t->headers;
+}
+
+const char *cf_transfer_url(const cf_transfer *t)
+{
+    return t->url;
+}
+
+int cf_transfer_add_hash(cf_transfer *t, unsigned mask)
+{
+    unsigned have = t->digests ? cf_digests_mask(t->digests) : 0;
+    if ((have | mask) == have)
+        return 0;
+    if (t->released)
+        return -1; /* bytes already went by unhashed */
+    cf_digests *d = cf_digests_new(have | mask);
+    if (!d)
+        return -1;
+    cf_digests_free(t->digests);
+    t->digests = d;
+    return 0;
+}
+
+long cf_transfer_peek(cf_transfer *t, const char **data)
+{
+    t->released = 1;
+    for (;;) {
+        if (t->wpos > t->rpos) {
+            *data = t->buf + t->rpos;
+            return (long)(t->wpos - t->rpos);
+        }
+        if (t->kind)
+            return -1;
+        if (t->done) {
+            if (t->result != CURLE_OK) {
+                fail_curl(t, t->result);
+                return -1;
+            }
+            return 0;
+        }
+        if (!t->easy) {
+            fail(t, CF_ECANCELED, "the download was closed");
+            return -1;
+        }
+        if (t->paused) {
+            t->paused = 0;
+            CURLcode rc = curl_easy_pause(t->easy, CURLPAUSE_CONT);
+            if (rc != CURLE_OK) {
+                fail_curl(t, rc);
+                return -1;
+            }
+            continue; /* unpausing may have delivered bytes already */
+        }
+        if (step(t, 0) != 0)
+            return -1;
+        if (t->wpos > t->rpos || t->done || t->kind || t->paused)
+            continue;
+        if (step(t, 1) != 0)
+            return -1;
+    }
+}
+
+void cf_transfer_consume(cf_transfer *t, size_t n)
+{
+    size_t avail = t->wpos - t->rpos;
+    if (n > avail)
+        n = avail;
+    t->rpos += n;
+    t->received += (int64_t)n;
+    if (t->rpos == t->wpos)
+        t->rpos = t->wpos = 0;
+}
+
+int64_t cf_transfer_received(const cf_transfer *t)
+{
+    return t->received;
+}
+
+const cf_digests *cf_transfer_digests(const cf_transfer *t)
+{
+    return t->digests;
+}
+
+void cf_transfer_close(cf_transfer *t)
+{
+    if (t->easy) {
+        if (!t->done && !t->kind)
+            fail(t, CF_ECANCELED, "the download was closed");
+        if (t->in_multi)
+            curl_multi_remove_handle(t->session->multi, t->easy);
+        t->in_multi = 0;
+        curl_easy_cleanup(t->easy);
+        t->easy = NULL;
+    }
+    curl_slist_free_all(t->req_headers);
+    t->req_headers = NULL;
+    free(t->buf);
+    t->buf = NULL;
+    t->cap = t->rpos = t->wpos = 0;
+}
+
+void cf_transfer_free(cf_transfer *t)
+{
+    if (!t)
+        return;
+    cf_transfer_close(t);
+    cf_headers_free(&t->headers);
+    cf_digests_free(t->digests);
+    free(t->url);
+    free(t);
+}
