@@ -448,7 +448,7 @@ static int l_parse_content_length(lua_State *L)
 static int l_parse_retry_after(lua_State *L)
 {
     const char *v = luaL_checkstring(L, 1);
-    time_t now = (time_t)luaL_optinteger(L, 2, (lua_Integer)time(NULL));
+    time_t now = lua_isnoneornil(L, 2) ? time(NULL) : (time_t)floor(luaL_checknumber(L, 2));
     double seconds;
     if (cf_parse_retry_after(v, now, &seconds) != 0)
         return 0;

@@ -215,18 +215,27 @@ static void collect_done(cf_session *s)
     }
 }
 
-/* One round of curl work; waits for socket activity when `wait`. */
-static int step(cf_transfer *t, int wait)
+/* Lets curl do whatever work is ready now, without waiting. */
+static int perform(cf_transfer *t)
 {
     int running = 0;
     CURLMcode mc = curl_multi_perform(t->session->multi, &running);
-    if (mc == CURLM_OK && wait && !t->done)
-        mc = curl_multi_poll(t->session->multi, NULL, 0, POLL_MS, NULL);
     if (mc != CURLM_OK) {
         fail(t, CF_ENETWORK, curl_multi_strerror(mc));
         return -1;
     }
     collect_done(t->session);
+    return 0;
+}
+
+/* Waits for socket activity or one of curl's timers (bounded by POLL_MS). */
+static int wait_io(cf_transfer *t)
+{
+    CURLMcode mc = curl_multi_poll(t->session->multi, NULL, 0, POLL_MS, NULL);
+    if (mc != CURLM_OK) {
+        fail(t, CF_ENETWORK, curl_multi_strerror(mc));
+        return -1;
+    }
     return 0;
 }
 
@@ -365,8 +374,8 @@ cf_transfer *cf_transfer_open(cf_session *s, const cf_request *req)
     t->in_multi = 1;
     /* Run until the headers of the final response are in.  curl's own
      * connect, stall and overall timeouts bound this loop. */
-    while (!t->kind && !t->done && !t->body_seen && !headers_ready(t)) {
-        if (step(t, 1) != 0)
+    while (perform(t) == 0 && !t->kind && !t->done && !t->body_seen && !headers_ready(t)) {
+        if (wait_io(t) != 0)
             break;
     }
     if (t->done && t->result != CURLE_OK)
@@ -437,11 +446,11 @@ long cf_transfer_peek(cf_transfer *t, const char **data)
             }
             continue; /* unpausing may have delivered bytes already */
         }
-        if (step(t, 0) != 0)
+        if (perform(t) != 0)
             return -1;
         if (t->wpos > t->rpos || t->done || t->kind || t->paused)
             continue;
-        if (step(t, 1) != 0)
+        if (wait_io(t) != 0)
             return -1;
     }
 }

@@ -1,0 +1,19 @@
+-- One benchmark run in its own process (so its peak RSS is its own):
+--   lua5.4 bench/stream.lua chunks URL SHA1 SIZE
+--   lua5.4 bench/stream.lua save   URL SHA1 SIZE PATH
+local cf = require "cloudfetch"
+local mode, url, sha1, size, path = ...
+size = math.tointeger(tonumber(size))
+local expect = { sha1 = sha1, size = size }
+if mode == "chunks" then
+  local d = assert(cf.open(url, { expect = expect, retry = false }))
+  local n = 0
+  for chunk in d:chunks() do n = n + #chunk end
+  assert(n == size, "short body")
+elseif mode == "save" then
+  os.remove(path)
+  assert(cf.save(url, path, { expect = expect, retry = false }))
+  os.remove(path)
+else
+  error("mode must be chunks or save")
+end
