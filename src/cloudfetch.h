@@ -134,6 +134,12 @@ int cf_transfer_add_hash(cf_transfer *t, unsigned mask);
  * on failure (cf_transfer_failed tells).  Bytes stay until consumed. */
 long cf_transfer_peek(cf_transfer *t, const char **data);
 void cf_transfer_consume(cf_transfer *t, size_t n);
+/* After a failure: the same request again on a new connection, normally
+ * with a Range for the bytes not yet accepted.  Buffer, digests and counts
+ * carry on; no body byte is taken before the next peek, so the caller can
+ * check the new headers first.  0 / -1 (cf_transfer_failed tells). */
+int cf_transfer_resume(cf_transfer *t, const cf_request *req);
+int64_t cf_transfer_accepted(const cf_transfer *t); /* bytes taken from the network */
 int64_t cf_transfer_received(const cf_transfer *t); /* bytes consumed so far */
 const cf_digests *cf_transfer_digests(const cf_transfer *t);
 /* Aborts the transfer if running and releases the connection and buffer;

@@ -122,42 +122,38 @@ static cf_transfer *check_open_transfer(lua_State *L, int idx)
     return lt->t;
 }
 
-/* core.open(request) -> transfer | nil, kind, message
- * request: { url, method, headers = {"Name: value", ...}, body, range_first,
- * range_last, connect_timeout, timeout, stall_timeout (seconds),
- * buffer_size, verify_tls, ca_file, ca_path, proxy, user_agent,
- * follow_redirects, max_redirects, hash = {"sha1", ...} } */
-static int l_open(lua_State *L)
+/* Reads a request table (see l_open) at idx into req; strings stay owned
+ * by the table, which must stay on the stack while req is used. */
+static void read_request(lua_State *L, int idx, cf_request *req)
 {
-    lsession *ls = lua_touserdata(L, lua_upvalueindex(1));
-    luaL_checktype(L, 1, LUA_TTABLE);
-    cf_request req;
-    memset(&req, 0, sizeof req);
-    req.url = opt_string_field(L, 1, "url");
-    luaL_argcheck(L, req.url != NULL, 1, "url missing");
-    req.method = opt_string_field(L, 1, "method");
-    if (lua_getfield(L, 1, "body") != LUA_TNIL)
-        req.body = luaL_checklstring(L, -1, &req.body_len);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    memset(req, 0, sizeof *req);
+    req->url = opt_string_field(L, idx, "url");
+    luaL_argcheck(L, req->url != NULL, idx, "url missing");
+    req->method = opt_string_field(L, idx, "method");
+    if (lua_getfield(L, idx, "body") != LUA_TNIL)
+        req->body = luaL_checklstring(L, -1, &req->body_len);
     lua_pop(L, 1);
-    req.range_first = (int64_t)opt_number_field(L, 1, "range_first", -1);
-    req.range_last = (int64_t)opt_number_field(L, 1, "range_last", -1);
-    req.connect_timeout_ms = (long)(opt_number_field(L, 1, "connect_timeout", 0) * 1000);
-    req.timeout_ms = (long)(opt_number_field(L, 1, "timeout", 0) * 1000);
-    req.stall_timeout_s = (long)ceil(opt_number_field(L, 1, "stall_timeout", 0));
-    req.buffer_size = (size_t)opt_number_field(L, 1, "buffer_size", 1 << 20);
-    req.verify_tls = opt_bool_field(L, 1, "verify_tls", 1);
-    req.ca_file = opt_string_field(L, 1, "ca_file");
-    req.ca_path = opt_string_field(L, 1, "ca_path");
-    req.proxy = opt_string_field(L, 1, "proxy");
-    req.user_agent = opt_string_field(L, 1, "user_agent");
-    req.follow_redirects = opt_bool_field(L, 1, "follow_redirects", 0);
-    req.max_redirects = (long)opt_number_field(L, 1, "max_redirects", 5);
-    lua_getfield(L, 1, "hash");
-    req.hash_mask = hash_mask_of(L, lua_gettop(L));
+    req->range_first = (int64_t)opt_number_field(L, idx, "range_first", -1);
+    req->range_last = (int64_t)opt_number_field(L, idx, "range_last", -1);
+    req->connect_timeout_ms = (long)(opt_number_field(L, idx, "connect_timeout", 0) * 1000);
+    req->timeout_ms = (long)(opt_number_field(L, idx, "timeout", 0) * 1000);
+    req->stall_timeout_s = (long)ceil(opt_number_field(L, idx, "stall_timeout", 0));
+    req->buffer_size = (size_t)opt_number_field(L, idx, "buffer_size", 1 << 20);
+    req->verify_tls = opt_bool_field(L, idx, "verify_tls", 1);
+    req->ca_file = opt_string_field(L, idx, "ca_file");
+    req->ca_path = opt_string_field(L, idx, "ca_path");
+    req->proxy = opt_string_field(L, idx, "proxy");
+    req->user_agent = opt_string_field(L, idx, "user_agent");
+    req->follow_redirects = opt_bool_field(L, idx, "follow_redirects", 0);
+    req->max_redirects = (long)opt_number_field(L, idx, "max_redirects", 5);
+    lua_getfield(L, idx, "hash");
+    req->hash_mask = hash_mask_of(L, lua_gettop(L));
     lua_pop(L, 1);
 
-    /* The header strings stay referenced by the request table meanwhile. */
-    lua_getfield(L, 1, "headers");
+    /* The header strings stay referenced by the request table meanwhile;
+     * the pointer array is a userdata left on the stack. */
+    lua_getfield(L, idx, "headers");
     int hidx = lua_gettop(L);
     if (!lua_isnil(L, hidx)) {
         luaL_checktype(L, hidx, LUA_TTABLE);
@@ -169,8 +165,20 @@ static int l_open(lua_State *L)
             lua_pop(L, 1);
         }
         list[n] = NULL;
-        req.headers = list;
+        req->headers = list;
     }
+}
+
+/* core.open(request) -> transfer | nil, kind, message
+ * request: { url, method, headers = {"Name: value", ...}, body, range_first,
+ * range_last, connect_timeout, timeout, stall_timeout (seconds),
+ * buffer_size, verify_tls, ca_file, ca_path, proxy, user_agent,
+ * follow_redirects, max_redirects, hash = {"sha1", ...} } */
+static int l_open(lua_State *L)
+{
+    lsession *ls = lua_touserdata(L, lua_upvalueindex(1));
+    cf_request req;
+    read_request(L, 1, &req);
 
     ltransfer *lt = lua_newuserdatauv(L, sizeof *lt, 1);
     lt->t = NULL;
@@ -289,6 +297,24 @@ static int t_pump(lua_State *L)
         }
     }
     lua_pushinteger(L, (lua_Integer)cf_transfer_received(t));
+    return 1;
+}
+
+/* t:resume(request) -> true | nil, kind, message (see cf_transfer_resume) */
+static int t_resume(lua_State *L)
+{
+    cf_transfer *t = check_open_transfer(L, 1);
+    cf_request req;
+    read_request(L, 2, &req);
+    if (cf_transfer_resume(t, &req) != 0)
+        return push_transfer_failure(L, t, 0);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int t_accepted(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)cf_transfer_accepted(check_transfer(L, 1)));
     return 1;
 }
 
@@ -540,7 +566,8 @@ int luaopen_cloudfetch_core(lua_State *L)
         {"status", t_status},   {"url", t_url},           {"headers", t_headers},
         {"add_hash", t_add_hash}, {"read", t_read},       {"pump", t_pump},
         {"received", t_received}, {"digest", t_digest},   {"failure", t_failure},
-        {"close", t_close},     {NULL, NULL}};
+        {"close", t_close},     {"resume", t_resume},     {"accepted", t_accepted},
+        {NULL, NULL}};
     static const luaL_Reg tmpfile_methods[] = {
         {"path", tmp_path}, {"commit", tmp_commit}, {"discard", tmp_discard}, {NULL, NULL}};
     static const luaL_Reg functions[] = {

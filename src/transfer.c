@@ -28,6 +28,7 @@ struct cf_transfer {
     char *buf;                 /* unread body bytes are buf[rpos, wpos) */
     size_t cap, rpos, wpos;
     int64_t received;
+    int64_t accepted;          /* bytes taken from the network (and hashed) */
     int in_multi;
     int released;              /* the consumer asked for the body */
     int body_seen;             /* the write callback was called at least once */
@@ -178,6 +179,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     }
     memcpy(t->buf + t->wpos, data, len);
     t->wpos += len;
+    t->accepted += (int64_t)len;
     return len;
 }
 
@@ -343,37 +345,27 @@ static CURLcode configure(cf_transfer *t, const cf_request *req)
     return rc;
 }
 
-cf_transfer *cf_transfer_open(cf_session *s, const cf_request *req)
+/* Starts (or restarts) the request on a fresh easy handle and runs it
+ * until the headers of the final response are in.  curl's own connect,
+ * stall and overall timeouts bound the loop. */
+static void start(cf_transfer *t, const cf_request *req)
 {
-    cf_transfer *t = calloc(1, sizeof *t);
-    if (!t)
-        return NULL;
-    t->session = s;
     t->follow = req->follow_redirects;
-    cf_headers_init(&t->headers);
-    t->cap = req->buffer_size < CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE : req->buffer_size;
-    t->buf = malloc(t->cap);
     t->easy = curl_easy_init();
-    if (!t->buf || !t->easy) {
-        cf_transfer_free(t);
-        return NULL;
-    }
-    if (req->hash_mask && !(t->digests = cf_digests_new(req->hash_mask))) {
-        cf_transfer_free(t);
-        return NULL;
+    if (!t->easy) {
+        fail(t, CF_ENOMEM, "out of memory");
+        return;
     }
     CURLcode rc = configure(t, req);
     if (rc != CURLE_OK) {
         fail_curl(t, rc);
-        return t;
+        return;
     }
-    if (curl_multi_add_handle(s->multi, t->easy) != CURLM_OK) {
+    if (curl_multi_add_handle(t->session->multi, t->easy) != CURLM_OK) {
         fail(t, CF_ENETWORK, "could not start the transfer");
-        return t;
+        return;
     }
     t->in_multi = 1;
-    /* Run until the headers of the final response are in.  curl's own
-     * connect, stall and overall timeouts bound this loop. */
     while (perform(t) == 0 && !t->kind && !t->done && !t->body_seen && !headers_ready(t)) {
         if (wait_io(t) != 0)
             break;
@@ -381,7 +373,58 @@ cf_transfer *cf_transfer_open(cf_session *s, const cf_request *req)
     if (t->done && t->result != CURLE_OK)
         fail_curl(t, t->result);
     remember_url(t);
+}
+
+cf_transfer *cf_transfer_open(cf_session *s, const cf_request *req)
+{
+    cf_transfer *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->session = s;
+    cf_headers_init(&t->headers);
+    t->cap = req->buffer_size < CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE : req->buffer_size;
+    t->buf = malloc(t->cap);
+    if (!t->buf || (req->hash_mask && !(t->digests = cf_digests_new(req->hash_mask)))) {
+        cf_transfer_free(t);
+        return NULL;
+    }
+    start(t, req);
     return t;
+}
+
+/* Drops the connection's state, keeping what was received and hashed. */
+static void detach(cf_transfer *t)
+{
+    if (t->easy) {
+        if (t->in_multi)
+            curl_multi_remove_handle(t->session->multi, t->easy);
+        curl_easy_cleanup(t->easy);
+        t->easy = NULL;
+    }
+    t->in_multi = 0;
+    curl_slist_free_all(t->req_headers);
+    t->req_headers = NULL;
+}
+
+int cf_transfer_resume(cf_transfer *t, const cf_request *req)
+{
+    if (!t->buf)
+        return -1; /* closed by the caller */
+    detach(t);
+    cf_headers_free(&t->headers);
+    cf_headers_init(&t->headers);
+    t->kind = CF_OK;
+    t->message[0] = t->curl_error[0] = '\0';
+    t->done = t->paused = t->body_seen = 0;
+    t->result = CURLE_OK;
+    t->released = 0; /* no byte is taken before the caller checked the answer */
+    start(t, req);
+    return t->kind ? -1 : 0;
+}
+
+int64_t cf_transfer_accepted(const cf_transfer *t)
+{
+    return t->accepted;
 }
 
 cf_kind cf_transfer_failed(const cf_transfer *t, const char **message)
@@ -406,7 +449,7 @@ int cf_transfer_add_hash(cf_transfer *t, unsigned mask)
     unsigned have = t->digests ? cf_digests_mask(t->digests) : 0;
     if ((have | mask) == have)
         return 0;
-    if (t->released)
+    if (t->accepted > 0)
         return -1; /* bytes already went by unhashed */
     cf_digests *d = cf_digests_new(have | mask);
     if (!d)
@@ -433,7 +476,7 @@ long cf_transfer_peek(cf_transfer *t, const char **data)
             }
             return 0;
         }
-        if (!t->easy) {
+        if (!t->easy || !t->buf) {
             fail(t, CF_ECANCELED, "the download was closed");
             return -1;
         }
@@ -478,17 +521,9 @@ const cf_digests *cf_transfer_digests(const cf_transfer *t)
 
 void cf_transfer_close(cf_transfer *t)
 {
-    if (t->easy) {
-        if (!t->done && !t->kind)
-            fail(t, CF_ECANCELED, "the download was closed");
-        if (t->in_multi)
-            curl_multi_remove_handle(t->session->multi, t->easy);
-        t->in_multi = 0;
-        curl_easy_cleanup(t->easy);
-        t->easy = NULL;
-    }
-    curl_slist_free_all(t->req_headers);
-    t->req_headers = NULL;
+    if (t->easy && !t->done && !t->kind)
+        fail(t, CF_ECANCELED, "the download was closed");
+    detach(t);
     free(t->buf);
     t->buf = NULL;
     t->cap = t->rpos = t->wpos = 0;

@@ -116,7 +116,7 @@ local function check_types(fn, opts, types)
 end
 
 local function positive(fn, name, v)
-  if v ~= nil and not (v > 0) then misuse(fn, "option '" .. name .. "' must be positive") end
+  if v ~= nil and v <= 0 then misuse(fn, "option '" .. name .. "' must be positive") end
 end
 
 local function check_expect(fn, expect)
@@ -283,6 +283,66 @@ local Download_mt = {
 
 local RETRYABLE_KIND = { network = true, timeout = true }
 
+-- A dropped body is continued with a Range request only when the server
+-- advertised ranges and the entity is provably the same: a strong ETag, or
+-- Last-Modified and the total size, or B2's file id.
+local function resume_plan(d, p)
+  local h = d.headers
+  if p.retry.attempts < 2 or p.req.method ~= "GET" or not d.total then return nil end
+  if d.status == 200 then
+    if not (h["accept-ranges"] or ""):lower():find("bytes", 1, true) then return nil end
+  elseif d.status ~= 206 then
+    return nil
+  end
+  local etag = h["etag"]
+  if etag and etag:match("^%s*W/") then etag = nil end
+  local validators = { etag = etag, ["last-modified"] = h["last-modified"], ["x-bz-file-id"] = h["x-bz-file-id"] }
+  if not next(validators) then return nil end
+  local first = d.range and d.range.first or 0
+  local last = d.range and d.range.last or d.total - 1
+  return { first = first, last = last, total = d.total, validators = validators }
+end
+
+local function backoff(retry, attempt, retry_after)
+  local delay = math.min(retry.max_delay, retry.base_delay * 2 ^ (attempt - 1))
+  delay = delay * (0.5 + math.random() * 0.5) -- jitter spreads out synchronized clients
+  return math.max(delay, retry_after or 0)
+end
+
+-- After the body broke off: reconnect for the missing bytes and check that
+-- the answer continues the same entity.  Returns true to carry on reading;
+-- false (and why, when the server answered) to fail with the original error.
+local function resume(d, kind)
+  local plan, p = d._resume, d._p
+  if not plan or not RETRYABLE_KIND[kind] then return false end
+  if p.req.timeout and core.now() - d._started >= p.req.timeout then return false end
+  local t = d._t
+  d._resumes = d._resumes or 0
+  for attempt = 1, p.retry.attempts - 1 do
+    -- Bounded overall too, against a server that drops every connection.
+    if d._resumes >= 10 * p.retry.attempts then return false end
+    d._resumes = d._resumes + 1
+    core.sleep(backoff(p.retry, attempt))
+    local offset = plan.first + t:accepted()
+    if offset > plan.last then return false end
+    local req = {}
+    for k, v in pairs(p.req) do req[k] = v end
+    req.range_first, req.range_last = offset, plan.last
+    if t:resume(req) then
+      local h = t:headers()
+      local first, last, total = core.parse_content_range(h["content-range"] or "")
+      local same = t:status() == 206 and first == offset and last == plan.last and total == plan.total
+      for name, value in pairs(plan.validators) do
+        if h[name] ~= value then same = false end
+      end
+      if same then return true end
+      d._resume = nil
+      return false, "the server did not continue the same entity"
+    end
+  end
+  return false
+end
+
 local function new_download(t, p)
   local headers = t:headers()
   local d = setmetatable({
@@ -303,6 +363,8 @@ local function new_download(t, p)
   elseif d.status >= 200 and d.status < 300 then
     d.total = d.size
   end
+  d._resume = resume_plan(d, p)
+  d._started = core.now()
   return d
 end
 
@@ -385,6 +447,14 @@ local function next_chunk(d, size)
   end
   local t = check_open(d, "chunks")
   local s, kind, message = t:read(size)
+  while s == false do
+    local resumed, why = resume(d, kind)
+    if not resumed then
+      if why then message = message .. "; not resumed: " .. why end
+      break
+    end
+    s, kind, message = t:read(size)
+  end
   if s then
     local progress = d._p.progress
     if progress then progress(t:received(), d.size) end
@@ -487,6 +557,14 @@ function Download:save(path, opts)
   local progress, total = self._p.progress, self.size
   local on_data = progress and function(received) progress(received, total) end
   local ok, bytes, kind, msg = pcall(t.pump, t, tmp, on_data)
+  while ok and not bytes do
+    local resumed, why = resume(self, kind)
+    if not resumed then
+      if why then msg = msg .. "; not resumed: " .. why end
+      break
+    end
+    ok, bytes, kind, msg = pcall(t.pump, t, tmp, on_data)
+  end
   local err
   if not ok then
     tmp:discard()
@@ -522,12 +600,6 @@ end
 ---------------------------------------------------------------------------
 
 local RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
-
-local function backoff(retry, attempt, retry_after)
-  local delay = math.min(retry.max_delay, retry.base_delay * 2 ^ (attempt - 1))
-  delay = delay * (0.5 + math.random() * 0.5) -- jitter spreads out synchronized clients
-  return math.max(delay, retry_after or 0)
-end
 
 function cf.open(url, opts)
   local p = prepare("cloudfetch.open", url, opts)
