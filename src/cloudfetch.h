@@ -108,7 +108,7 @@ typedef struct cf_request {
     int64_t range_last;            /* < 0: to the end */
     long connect_timeout_ms;       /* 0: libcurl's default */
     long timeout_ms;               /* 0: none */
-    long stall_timeout_s;          /* 0: none */
+    long stall_timeout_ms;         /* no byte for that long: timeout; 0: none */
     size_t buffer_size;            /* bytes held before the transfer pauses */
     int verify_tls;
     const char *ca_file, *ca_path, *proxy, *user_agent; /* NULL: default */

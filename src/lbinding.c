@@ -138,7 +138,7 @@ static void read_request(lua_State *L, int idx, cf_request *req)
     req->range_last = (int64_t)opt_number_field(L, idx, "range_last", -1);
     req->connect_timeout_ms = (long)(opt_number_field(L, idx, "connect_timeout", 0) * 1000);
     req->timeout_ms = (long)(opt_number_field(L, idx, "timeout", 0) * 1000);
-    req->stall_timeout_s = (long)ceil(opt_number_field(L, idx, "stall_timeout", 0));
+    req->stall_timeout_ms = (long)(opt_number_field(L, idx, "stall_timeout", 0) * 1000);
     req->buffer_size = (size_t)opt_number_field(L, idx, "buffer_size", 1 << 20);
     req->verify_tls = opt_bool_field(L, idx, "verify_tls", 1);
     req->ca_file = opt_string_field(L, idx, "ca_file");

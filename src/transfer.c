@@ -11,9 +11,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define RECV_BUFFER (256L * 1024) /* CURLOPT_BUFFERSIZE: fast hashing in the write path */
 #define POLL_MS 1000
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct cf_session {
     CURLM *multi;
@@ -35,6 +43,8 @@ struct cf_transfer {
     int paused;
     int done;                  /* curl reported the transfer finished */
     int follow;
+    long stall_ms;             /* 0: no stall timeout */
+    long last_activity;        /* monotonic ms of the last byte, or of the start of a wait */
     CURLcode result;
     cf_kind kind;
     char message[CF_ERRLEN];
@@ -132,6 +142,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 {
     cf_transfer *t = ud;
     size_t len = size * n;
+    t->last_activity = now_ms();
     if (cf_headers_feed(&t->headers, line, len) != 0) {
         fail(t, CF_EPROTOCOL, "malformed response header");
         return 0;
@@ -144,6 +155,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     cf_transfer *t = ud;
     size_t len = size * n;
     t->body_seen = 1;
+    t->last_activity = now_ms();
     if (!t->released || len == 0) {
         /* Nothing is taken (or hashed) before the consumer asks: the caller
          * may still add digests after the headers arrived. */
@@ -230,10 +242,25 @@ static int perform(cf_transfer *t)
     return 0;
 }
 
-/* Waits for socket activity or one of curl's timers (bounded by POLL_MS). */
+/* Waits for socket activity or one of curl's timers, at most POLL_MS.
+ * Also enforces the stall timeout: time spent waiting here with no byte
+ * arriving.  Our own clock, because libcurl's low-speed check averages over
+ * seconds of history and lets a stall after a fast start run on. */
 static int wait_io(cf_transfer *t)
 {
-    CURLMcode mc = curl_multi_poll(t->session->multi, NULL, 0, POLL_MS, NULL);
+    long timeout = POLL_MS;
+    if (t->stall_ms > 0) {
+        long left = t->last_activity + t->stall_ms - now_ms();
+        if (left <= 0) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "no data received for %.1f s (stall_timeout)", t->stall_ms / 1000.0);
+            fail(t, CF_ETIMEOUT, msg);
+            return -1;
+        }
+        if (left < timeout)
+            timeout = left;
+    }
+    CURLMcode mc = curl_multi_poll(t->session->multi, NULL, 0, (int)timeout, NULL);
     if (mc != CURLM_OK) {
         fail(t, CF_ENETWORK, curl_multi_strerror(mc));
         return -1;
@@ -297,10 +324,6 @@ static CURLcode configure(cf_transfer *t, const cf_request *req)
         SETOPT(CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms);
     if (req->timeout_ms > 0)
         SETOPT(CURLOPT_TIMEOUT_MS, req->timeout_ms);
-    if (req->stall_timeout_s > 0) {
-        SETOPT(CURLOPT_LOW_SPEED_LIMIT, 1L);
-        SETOPT(CURLOPT_LOW_SPEED_TIME, req->stall_timeout_s);
-    }
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
     SETOPT(CURLOPT_HEADERDATA, (void *)t);
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
@@ -351,6 +374,8 @@ static CURLcode configure(cf_transfer *t, const cf_request *req)
 static void start(cf_transfer *t, const cf_request *req)
 {
     t->follow = req->follow_redirects;
+    t->stall_ms = req->stall_timeout_ms;
+    t->last_activity = now_ms();
     t->easy = curl_easy_init();
     if (!t->easy) {
         fail(t, CF_ENOMEM, "out of memory");
@@ -462,6 +487,8 @@ int cf_transfer_add_hash(cf_transfer *t, unsigned mask)
 long cf_transfer_peek(cf_transfer *t, const char **data)
 {
     t->released = 1;
+    /* Time the consumer spent elsewhere is not a stall of the network. */
+    t->last_activity = now_ms();
     for (;;) {
         if (t->wpos > t->rpos) {
             *data = t->buf + t->rpos;
@@ -482,6 +509,7 @@ long cf_transfer_peek(cf_transfer *t, const char **data)
         }
         if (t->paused) {
             t->paused = 0;
+            t->last_activity = now_ms();
             CURLcode rc = curl_easy_pause(t->easy, CURLPAUSE_CONT);
             if (rc != CURLE_OK) {
                 fail_curl(t, rc);

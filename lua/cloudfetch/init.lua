@@ -354,12 +354,10 @@ local function new_download(t, p)
   if headers["content-length"] and p.req.method ~= "HEAD" then
     d.size = core.parse_content_length(headers["content-length"])
   end
-  if d.status == 206 and headers["content-range"] then
+  if (d.status == 206 or d.status == 416) and headers["content-range"] then
     local first, last, total = core.parse_content_range(headers["content-range"])
-    if first then
-      d.range = { first = first, last = last, total = total }
-      d.total = total
-    end
+    if first and d.status == 206 then d.range = { first = first, last = last, total = total } end
+    d.total = total
   elseif d.status >= 200 and d.status < 300 then
     d.total = d.size
   end

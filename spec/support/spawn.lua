@@ -45,6 +45,7 @@ function Server:stop()
     self.pid = nil
   end
   if self.ready_file then os.remove(self.ready_file) end
+  if self.log_file and not os.getenv("KEEP_SERVER_LOGS") then os.remove(self.log_file) end
 end
 
 function Server:log()
