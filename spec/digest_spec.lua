@@ -1,0 +1,157 @@
+-- Digests computed while streaming (opts.hash), and expectations checked at
+-- the end of the body (opts.expect, d:expect).
+local cf = require "cloudfetch"
+local fx = require "support.fixtures"
+
+describe("digests", function()
+  local server, url
+  local N, SEED = 700001, 11
+  local meta, body_url
+
+  setup(function()
+    server = fx.start_server()
+    url = server.url
+    meta = fx.meta(server, N, SEED)
+    body_url = url .. "/bytes?n=" .. N .. "&seed=" .. SEED
+  end)
+
+  teardown(function()
+    if server then server:stop() end
+  end)
+
+  local function integrity_error(err)
+    assert.is_true(cf.is_error(err), "expected a cloudfetch.Error, got: " .. tostring(err))
+    assert.are.equal("integrity", err.kind)
+  end
+
+  it("computes sha1, sha256 and md5 of the body while streaming", function()
+    local d = assert(cf.open(body_url, { hash = { "sha1", "sha256", "md5" } }))
+    fx.collect(d)
+    assert.are.equal(meta.sha1, d:digest("sha1"))
+    assert.are.equal(meta.sha256, d:digest("sha256"))
+    assert.are.equal(meta.md5, d:digest("md5"))
+  end)
+
+  it("computes the digest of a range's bytes", function()
+    local m = fx.meta(server, N, SEED, 1000, 99999)
+    local d = assert(cf.open(body_url, { hash = { "sha256" }, range = { 1000, 99999 } }))
+    assert(d:read_all())
+    assert.are.equal(m.sha256, d:digest("sha256"))
+  end)
+
+  it("computes the digest of a chunked body", function()
+    local d = assert(cf.open(url .. "/chunked?n=" .. N .. "&seed=" .. SEED, { hash = { "md5" } }))
+    fx.collect(d)
+    assert.are.equal(meta.md5, d:digest("md5"))
+  end)
+
+  it("computes the digest of an empty body", function()
+    local m = fx.meta(server, 0, 1)
+    local d = assert(cf.open(url .. "/bytes?n=0", { hash = { "sha1" } }))
+    assert.are.equal("", d:read_all())
+    assert.are.equal(m.sha1, d:digest("sha1"))
+  end)
+
+  it("keeps digests readable after the loop closed the download", function()
+    local d = assert(cf.open(body_url, { hash = { "sha256" } }))
+    for _ in d:chunks() do end
+    d:close()
+    assert.are.equal(meta.sha256, d:digest("sha256"))
+  end)
+
+  it("gives a digest of the bytes received so far", function()
+    local d = assert(cf.open(body_url, { hash = { "sha256" } }))
+    local first = d:chunks()()
+    d:close()
+    assert.are.equal(#first, d.received)
+    assert.matches("^%x+$", d:digest("sha256"))
+    assert.are.equal(64, #d:digest("sha256"))
+  end)
+
+  it("raises when asked for an algorithm that was not requested", function()
+    local d = assert(cf.open(body_url, { hash = { "sha256" } }))
+    assert(d:read_all())
+    local err = fx.raises(d.digest, d, "sha1")
+    assert.is_not_nil(err)
+    assert.is_false(cf.is_error(err))
+    assert.is_not_nil(fx.raises(d.digest, d, "crc32"))
+  end)
+
+  describe("opts.expect", function()
+    it("ends cleanly when every value matches", function()
+      local d = assert(cf.open(body_url, {
+        expect = { sha1 = meta.sha1, sha256 = meta.sha256, md5 = meta.md5, size = N } }))
+      assert.is_nil(fx.diff(fx.collect(d), fx.body(N, SEED)))
+      assert.are.equal(meta.sha256, d:digest("sha256"))
+    end)
+
+    it("accepts upper-case hex", function()
+      local d = assert(cf.open(body_url, { expect = { sha256 = meta.sha256:upper() } }))
+      assert.are.equal(N, #fx.collect(d))
+    end)
+
+    it("makes chunks() raise kind \"integrity\" on a wrong sha256", function()
+      local wrong = string.rep("0", 64)
+      local d = assert(cf.open(body_url, { expect = { sha256 = wrong } }))
+      integrity_error(fx.raises(fx.collect, d))
+    end)
+
+    it("makes read_all() return nil, err kind \"integrity\" on a wrong sha1", function()
+      local wrong = meta.sha1:sub(1, 39) .. (meta.sha1:sub(40) == "0" and "1" or "0")
+      local d = assert(cf.open(body_url, { expect = { sha1 = wrong } }))
+      local body, err = d:read_all()
+      assert.is_nil(body)
+      integrity_error(err)
+    end)
+
+    it("detects a wrong md5", function()
+      local d = assert(cf.open(body_url, { expect = { md5 = string.rep("f", 32) } }))
+      integrity_error(fx.raises(fx.collect, d))
+    end)
+
+    it("detects a body shorter than the expected size", function()
+      local d = assert(cf.open(body_url, { expect = { size = N + 1 } }))
+      integrity_error(fx.raises(fx.collect, d))
+    end)
+
+    it("detects a body longer than the expected size", function()
+      local d = assert(cf.open(body_url, { expect = { size = N - 1 } }))
+      local body, err = d:read_all()
+      assert.is_nil(body)
+      integrity_error(err)
+    end)
+
+    it("checks the size of a chunked body", function()
+      local d = assert(cf.open(url .. "/chunked?n=5000", { expect = { size = 4999 } }))
+      integrity_error(fx.raises(fx.collect, d))
+    end)
+
+    it("raises on a malformed expected digest", function()
+      assert.is_not_nil(fx.raises(cf.open, body_url, { expect = { sha256 = "xyz" } }))
+      assert.is_not_nil(fx.raises(cf.open, body_url, { expect = { sha512 = meta.sha256 } }))
+    end)
+  end)
+
+  describe("d:expect()", function()
+    it("adds expectations right after open and turns on hashing", function()
+      local d = assert(cf.open(body_url))
+      d:expect{ sha1 = meta.sha1, size = N }
+      assert.are.equal(N, #fx.collect(d))
+      assert.are.equal(meta.sha1, d:digest("sha1"))
+    end)
+
+    it("makes chunks() raise on a mismatch", function()
+      local d = assert(cf.open(body_url))
+      d:expect{ sha256 = string.rep("a", 64) }
+      integrity_error(fx.raises(fx.collect, d))
+    end)
+
+    it("makes read_all() return nil, err on a size mismatch", function()
+      local d = assert(cf.open(body_url))
+      d:expect{ size = 5 }
+      local body, err = d:read_all()
+      assert.is_nil(body)
+      integrity_error(err)
+    end)
+  end)
+end)
