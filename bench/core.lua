@@ -25,7 +25,8 @@ if have ~= SIZE then
   assert(os.execute(("head -c %d /dev/urandom > %s"):format(SIZE, file)))
 end
 local sha1 = sh("sha1sum " .. file):match("^(%x+)")
-local port = sh([[/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])']])
+local port = sh("/usr/bin/python3 -c 'import socket; s=socket.socket(); "
+  .. [[s.bind(("127.0.0.1",0)); print(s.getsockname()[1])']])
 port = assert(tonumber(port))
 local root = sh("pwd"):gsub("%s+$", "")
 local conf = out .. "/nginx.conf"
@@ -55,7 +56,8 @@ local cases = {
   { "curl -o /dev/null", ("curl -sS -o /dev/null %s"):format(url) },
   { "curl -o file", ("curl -sS -o %s/curl.out %s; rm -f %s/curl.out"):format(out, url, out) },
   { "cloudfetch chunks() + sha1", ("%s%s bench/stream.lua chunks %s %s %d"):format(env, lua, url, sha1, SIZE) },
-  { "cloudfetch save() + sha1", ("%s%s bench/stream.lua save %s %s %d %s/cf.out"):format(env, lua, url, sha1, SIZE, out) },
+  { "cloudfetch save() + sha1",
+    ("%s%s bench/stream.lua save %s %s %d %s/cf.out"):format(env, lua, url, sha1, SIZE, out) },
 }
 
 print(("%d MiB from nginx on 127.0.0.1, best of %d runs"):format(SIZE // 1048576, RUNS))

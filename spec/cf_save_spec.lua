@@ -105,6 +105,52 @@ describe("cloudfetch.save", function()
       assert.are.same({}, fx.list(dir))
     end)
 
+    it("continues a part saved into a directory under the server's name", function()
+      local key = fx.key()
+      local src = string.format("%s/file/named.bin?n=%d&seed=34&key=%s&faults=1&cut=250000", url, N, key)
+      assert.is_nil((cf.save(src, dir, { resume = true, retry = false })))
+      assert.are.same({ "named.bin.part" }, fx.list(dir))
+      local meta = fx.meta(server, N, 34)
+      local path = assert(cf.save(src, dir, { resume = true, expect = { sha256 = meta.sha256 } }))
+      assert.are.equal(dir .. "/named.bin", path)
+      assert.is_nil(fx.diff(fx.read_file(path), fx.body(N, 34)))
+      assert.are.same({ "named.bin" }, fx.list(dir))
+    end)
+
+    it("starts over when the entity changed between runs", function()
+      local key = fx.key()
+      local src = string.format("%s/bytes?n=%d&seed=35&key=%s&faults=1&cut=200000&change=1", url, N, key)
+      local target = dir .. "/c.bin"
+      assert.is_nil((cf.save(src, target, { resume = true, retry = false })))
+      assert.are.same({ "c.bin.part" }, fx.list(dir))
+      local path, bytes = assert(cf.save(src, target, { resume = true }))
+      assert.are.equal(N, bytes)
+      assert.are.equal(N, #fx.read_file(path))
+      assert.are.same({ "c.bin" }, fx.list(dir))
+      -- The second run did not splice: its last request sent the whole body.
+      local _, sent = fx.count(server, key)
+      assert.are.equal(N, sent)
+    end)
+
+    it("keeps the part after a progress callback raised, and a later run finishes it", function()
+      local target = dir .. "/p.bin"
+      local src = url .. "/bytes?n=" .. N .. "&seed=36"
+      local ok, msg = pcall(cf.save, src, target, { resume = true,
+        progress = function(received) if received >= 100000 then error("user stop") end end })
+      assert.is_false(ok)
+      assert.matches("user stop", tostring(msg))
+      assert.are.same({ "p.bin.part" }, fx.list(dir))
+      local path = assert(cf.save(src, target, { resume = true }))
+      assert.is_nil(fx.diff(fx.read_file(path), fx.body(N, 36)))
+    end)
+
+    it("rejects resume combined with range or parallel (misuse)", function()
+      assert.has_error(function() cf.save(url .. "/bytes", dir .. "/x", { resume = true, range = { 0, 9 } }) end)
+      assert.has_error(function() cf.save(url .. "/bytes", dir .. "/x", { resume = true, parallel = 2 }) end)
+      assert.has_error(function() cf.save(url .. "/bytes", dir .. "/x", { parallel = 0 }) end)
+      assert.has_error(function() cf.save(url .. "/bytes", dir .. "/x", { resume = "yes" }) end)
+    end)
+
     it("removes no part file when the transfer succeeds at once", function()
       local path = assert(cf.save(url .. "/bytes?n=1000", dir .. "/a", { resume = true }))
       assert.are.same({ "a" }, fx.list(dir))
@@ -125,6 +171,35 @@ describe("cloudfetch.save", function()
       assert.is_nil(fx.diff(fx.read_file(target), fx.body(n, 33)))
       assert.is_true(fx.count(server, key) >= 3)
       assert.are.same({ "par.bin" }, fx.list(dir))
+    end)
+
+    it("resumes a part whose connection drops, and reports monotonic progress", function()
+      local key = fx.key()
+      local n = 1500000
+      local meta = fx.meta(server, n, 37)
+      local seen, last = {}, -1
+      local path = assert(cf.save(
+        string.format("%s/bytes?n=%d&seed=37&key=%s&faults=2&rcut=50000", url, n, key), dir .. "/r.bin",
+        { parallel = 2, part_size = 400000, retry = fx.fast_retry, expect = { sha256 = meta.sha256 },
+          progress = function(received, total)
+            assert.is_true(received > last)
+            last = received
+            seen.total = total
+          end }))
+      assert.is_nil(fx.diff(fx.read_file(path), fx.body(n, 37)))
+      assert.are.equal(n, last)
+      assert.are.equal(n, seen.total)
+      -- 4 parts, and part 2 (the first ranged request) was cut once and continued
+      assert.are.equal(5, fx.count(server, key))
+    end)
+
+    it("falls back to one stream when the server has no ranges", function()
+      local key = fx.key()
+      local path, bytes = assert(cf.save(string.format("%s/bytes?n=%d&seed=38&key=%s&ranges=0", url, N, key),
+        dir .. "/one.bin", { parallel = 4, part_size = 100000 }))
+      assert.are.equal(N, bytes)
+      assert.is_nil(fx.diff(fx.read_file(path), fx.body(N, 38)))
+      assert.are.equal(1, fx.count(server, key))
     end)
 
     it("fails on a whole-file digest mismatch and leaves nothing", function()

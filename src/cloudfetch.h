@@ -133,6 +133,15 @@ int cf_transfer_add_hash(cf_transfer *t, unsigned mask);
  * Returns the number of bytes ready, 0 at the clean end of the body, or -1
  * on failure (cf_transfer_failed tells).  Bytes stay until consumed. */
 long cf_transfer_peek(cf_transfer *t, const char **data);
+/* The same without waiting: CF_AGAIN when no byte is ready yet. */
+#define CF_AGAIN (-2)
+long cf_transfer_peek_nowait(cf_transfer *t, const char **data);
+/* Waits for any of the transfers (all of one session) to make progress, and
+ * fails those whose stall timeout ran out.  0 / -1 */
+int cf_transfers_wait(cf_transfer *const *ts, size_t n);
+/* Counts bytes the caller already holds (a part file from an earlier run)
+ * as received and hashes them, before the body of a ranged resume. */
+void cf_transfer_prefeed(cf_transfer *t, const void *data, size_t len);
 void cf_transfer_consume(cf_transfer *t, size_t n);
 /* After a failure: the same request again on a new connection, normally
  * with a Range for the bytes not yet accepted.  Buffer, digests and counts
@@ -162,5 +171,10 @@ int cf_tmpfile_write(cf_tmpfile *f, const void *data, size_t len, char *err, siz
  * on failure the temporary file is removed. */
 cf_kind cf_tmpfile_commit(cf_tmpfile *f, const char *target, int overwrite, char *err, size_t errlen);
 void cf_tmpfile_discard(cf_tmpfile *f); /* closes and unlinks; idempotent */
+/* `<target>.part` for resumable saves: opened for appending (continue) or
+ * truncated; kept on transport failures. */
+int cf_tmpfile_open_part(cf_tmpfile *f, const char *path, int append, char *err, size_t errlen);
+int cf_tmpfile_pwrite(cf_tmpfile *f, const void *data, size_t len, int64_t offset, char *err, size_t errlen);
+void cf_tmpfile_keep(cf_tmpfile *f); /* closes, leaves the file in place */
 
 #endif

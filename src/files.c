@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void set_err(char *err, size_t errlen, const char *what, const char *path)
@@ -50,6 +51,16 @@ int cf_tmpfile_create(cf_tmpfile *f, const char *target, char *err, size_t errle
     int fd = mkostemps(path, 4, O_CLOEXEC);
     if (fd < 0) {
         set_err(err, errlen, "cannot create a temporary file beside", target);
+        free(path);
+        return -1;
+    }
+    /* mkstemp makes 0600; the saved file gets the usual 0666 & ~umask. */
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0) {
+        set_err(err, errlen, "cannot set the mode of", path);
+        close(fd);
+        unlink(path);
         free(path);
         return -1;
     }
@@ -147,4 +158,52 @@ void cf_tmpfile_discard(cf_tmpfile *f)
         free(f->path);
         f->path = NULL;
     }
+}
+
+int cf_tmpfile_open_part(cf_tmpfile *f, const char *path, int append, char *err, size_t errlen)
+{
+    f->fd = -1;
+    f->path = strdup(path);
+    if (!f->path) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
+    f->fd = open(path, flags, 0666);
+    if (f->fd < 0) {
+        set_err(err, errlen, "cannot open", path);
+        free(f->path);
+        f->path = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int cf_tmpfile_pwrite(cf_tmpfile *f, const void *data, size_t len, int64_t offset, char *err, size_t errlen)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = pwrite(f->fd, p, len, (off_t)offset);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            set_err(err, errlen, "cannot write", f->path);
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+        offset += w;
+    }
+    return 0;
+}
+
+void cf_tmpfile_keep(cf_tmpfile *f)
+{
+    if (f->fd >= 0) {
+        fsync(f->fd);
+        close(f->fd);
+        f->fd = -1;
+    }
+    free(f->path);
+    f->path = NULL;
 }

@@ -16,7 +16,10 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 #include <time.h>
 
 #define CF_VERSION "0.1.0"
@@ -312,6 +315,33 @@ static int t_resume(lua_State *L)
     return 1;
 }
 
+/* t:prefeed_file(path, n) -> true | nil, "io", message
+ * Hashes and counts the first n bytes of a part file from an earlier run. */
+static int t_prefeed_file(lua_State *L)
+{
+    cf_transfer *t = check_open_transfer(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    lua_Integer n = luaL_checkinteger(L, 3);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return push_failure(L, 0, "io", strerror(errno));
+    char buf[64 * 1024];
+    while (n > 0) {
+        ssize_t r = read(fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            close(fd);
+            return push_failure(L, 0, "io", r < 0 ? strerror(errno) : "part file is shorter than expected");
+        }
+        cf_transfer_prefeed(t, buf, (size_t)r);
+        n -= r;
+    }
+    close(fd);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int t_accepted(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)cf_transfer_accepted(check_transfer(L, 1)));
@@ -379,6 +409,163 @@ static int l_tempfile(lua_State *L)
     if (cf_tmpfile_create(f, target, err, sizeof err) != 0)
         return push_failure(L, 0, "io", err);
     return 1;
+}
+
+/* core.part_file(path, append) -> tmpfile | nil, "io", message */
+static int l_part_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    int append = lua_toboolean(L, 2);
+    cf_tmpfile *f = lua_newuserdatauv(L, sizeof *f, 0);
+    f->fd = -1;
+    f->path = NULL;
+    luaL_setmetatable(L, TMPFILE_MT);
+    char err[CF_ERRLEN];
+    if (cf_tmpfile_open_part(f, path, append, err, sizeof err) != 0)
+        return push_failure(L, 0, "io", err);
+    return 1;
+}
+
+#define ENTITY_XATTR "user.cloudfetch.entity"
+
+/* tmp:set_tag(s): remembers which entity a part file holds (an extended
+ * attribute; where the file system has none, the part cannot be continued). */
+static int tmp_set_tag(lua_State *L)
+{
+    cf_tmpfile *f = luaL_checkudata(L, 1, TMPFILE_MT);
+    size_t len;
+    const char *tag = luaL_checklstring(L, 2, &len);
+    lua_pushboolean(L, f->fd >= 0 && fsetxattr(f->fd, ENTITY_XATTR, tag, len, 0) == 0);
+    return 1;
+}
+
+/* core.file_tag(path) -> string | nil */
+static int l_file_tag(lua_State *L)
+{
+    char buf[1024];
+    ssize_t n = getxattr(luaL_checkstring(L, 1), ENTITY_XATTR, buf, sizeof buf);
+    if (n < 0)
+        return 0;
+    lua_pushlstring(L, buf, (size_t)n);
+    return 1;
+}
+
+static int tmp_keep(lua_State *L)
+{
+    cf_tmpfile_keep(luaL_checkudata(L, 1, TMPFILE_MT));
+    return 0;
+}
+
+/* core.hash_file(path, {algs}) -> { alg = hex, ... } | nil, "io", message */
+static int l_hash_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    unsigned mask = hash_mask_of(L, 2);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return push_failure(L, 0, "io", strerror(errno));
+    cf_digests *d = cf_digests_new(mask);
+    char buf[256 * 1024];
+    ssize_t r = 0;
+    while (d && (r = read(fd, buf, sizeof buf)) != 0) {
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 || cf_digests_update(d, buf, (size_t)r) != 0)
+            break;
+    }
+    int saved = errno;
+    close(fd);
+    if (!d || r != 0) {
+        cf_digests_free(d);
+        return push_failure(L, 0, "io", d ? strerror(saved) : "out of memory");
+    }
+    lua_newtable(L);
+    for (int alg = CF_SHA1; alg <= CF_MD5; alg <<= 1) {
+        char hex[CF_HEX_MAX];
+        if ((mask & (unsigned)alg) && cf_digests_hex(d, alg, hex) == 0) {
+            lua_pushstring(L, hex);
+            lua_setfield(L, -2, cf_digest_name(alg));
+        }
+    }
+    cf_digests_free(d);
+    return 1;
+}
+
+/* core.pump_parts(tmpfile, parts [, on_data]) -> i | i, kind, message
+ * parts: array of { t = transfer, first = offset, last = offset }; each
+ * transfer's body is written at first + received until last.  Drives them
+ * all (one multi handle) and returns as soon as part i is complete, or
+ * failed.  on_data(n) runs after every write, outside libcurl. */
+#define MAX_PARTS 64
+
+static int push_part_failure(lua_State *L, const char *kind, const char *message)
+{
+    lua_pushstring(L, kind);
+    lua_pushstring(L, message);
+    return 3; /* with the part's index pushed before */
+}
+
+static int l_pump_parts(lua_State *L)
+{
+    cf_tmpfile *f = luaL_checkudata(L, 1, TMPFILE_MT);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int has_fn = !lua_isnoneornil(L, 3);
+    if (f->fd < 0)
+        return luaL_error(L, "attempt to use a closed temporary file");
+    lua_Integer n = luaL_len(L, 2);
+    luaL_argcheck(L, n >= 1 && n <= MAX_PARTS, 2, "1 to 64 parts");
+    cf_transfer *ts[MAX_PARTS];
+    int64_t first[MAX_PARTS], last[MAX_PARTS];
+    for (lua_Integer i = 0; i < n; i++) {
+        lua_geti(L, 2, i + 1);
+        luaL_checktype(L, -1, LUA_TTABLE);
+        lua_getfield(L, -1, "t");
+        ts[i] = check_open_transfer(L, -1); /* kept alive by the parts table */
+        lua_getfield(L, -2, "first");
+        first[i] = (int64_t)luaL_checkinteger(L, -1);
+        lua_getfield(L, -3, "last");
+        last[i] = (int64_t)luaL_checkinteger(L, -1);
+        lua_pop(L, 4);
+    }
+    char err[CF_ERRLEN];
+    for (;;) {
+        int progressed = 0;
+        for (lua_Integer i = 0; i < n; i++) {
+            const char *data;
+            long got = cf_transfer_peek_nowait(ts[i], &data);
+            if (got == CF_AGAIN)
+                continue;
+            lua_pushinteger(L, i + 1);
+            if (got < 0) {
+                const char *msg;
+                cf_kind kind = cf_transfer_failed(ts[i], &msg);
+                return push_part_failure(L, cf_kind_name(kind), msg);
+            }
+            int64_t pos = first[i] + cf_transfer_received(ts[i]);
+            if (got == 0) {
+                if (pos > last[i])
+                    return 1;
+                return push_part_failure(L, "network", "the part ended before its last byte");
+            }
+            size_t k = (size_t)got;
+            if ((int64_t)k > last[i] - pos + 1)
+                k = (size_t)(last[i] - pos + 1);
+            if (cf_tmpfile_pwrite(f, data, k, pos, err, sizeof err) != 0)
+                return push_part_failure(L, "io", err);
+            cf_transfer_consume(ts[i], k);
+            if (has_fn) {
+                lua_pushvalue(L, 3);
+                lua_pushinteger(L, (lua_Integer)k);
+                lua_call(L, 1, 0);
+            }
+            if (pos + (int64_t)k > last[i])
+                return 1;
+            lua_pop(L, 1);
+            progressed = 1;
+        }
+        if (!progressed && cf_transfers_wait(ts, (size_t)n) != 0)
+            return luaL_error(L, "cloudfetch: waiting for the network failed");
+    }
 }
 
 static int tmp_path(lua_State *L)
@@ -523,7 +710,7 @@ static int l_sleep(lua_State *L)
     return 0;
 }
 
-/* core.stat(path) -> "file" | "directory" | "other" | nil (does not exist) */
+/* core.stat(path) -> "file" | "directory" | "other", size | nil (does not exist) */
 static int l_stat(lua_State *L)
 {
     struct stat st;
@@ -532,7 +719,8 @@ static int l_stat(lua_State *L)
         return 1;
     }
     lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" : "other");
-    return 1;
+    lua_pushinteger(L, (lua_Integer)st.st_size);
+    return 2;
 }
 
 static int l_now(lua_State *L)
@@ -567,12 +755,18 @@ int luaopen_cloudfetch_core(lua_State *L)
         {"add_hash", t_add_hash}, {"read", t_read},       {"pump", t_pump},
         {"received", t_received}, {"digest", t_digest},   {"failure", t_failure},
         {"close", t_close},     {"resume", t_resume},     {"accepted", t_accepted},
+        {"prefeed_file", t_prefeed_file},
         {NULL, NULL}};
     static const luaL_Reg tmpfile_methods[] = {
-        {"path", tmp_path}, {"commit", tmp_commit}, {"discard", tmp_discard}, {NULL, NULL}};
+        {"path", tmp_path}, {"commit", tmp_commit}, {"discard", tmp_discard},
+        {"keep", tmp_keep}, {"set_tag", tmp_set_tag}, {NULL, NULL}};
     static const luaL_Reg functions[] = {
         {"open", l_open},
         {"tempfile", l_tempfile},
+        {"part_file", l_part_file},
+        {"file_tag", l_file_tag},
+        {"hash_file", l_hash_file},
+        {"pump_parts", l_pump_parts},
         {"disposition_filename", l_disposition_filename},
         {"sanitize_filename", l_sanitize_filename},
         {"parse_content_range", l_parse_content_range},

@@ -484,11 +484,12 @@ int cf_transfer_add_hash(cf_transfer *t, unsigned mask)
     return 0;
 }
 
-long cf_transfer_peek(cf_transfer *t, const char **data)
+static long peek(cf_transfer *t, const char **data, int wait)
 {
     t->released = 1;
     /* Time the consumer spent elsewhere is not a stall of the network. */
-    t->last_activity = now_ms();
+    if (wait)
+        t->last_activity = now_ms();
     for (;;) {
         if (t->wpos > t->rpos) {
             *data = t->buf + t->rpos;
@@ -521,9 +522,61 @@ long cf_transfer_peek(cf_transfer *t, const char **data)
             return -1;
         if (t->wpos > t->rpos || t->done || t->kind || t->paused)
             continue;
+        if (!wait)
+            return CF_AGAIN;
         if (wait_io(t) != 0)
             return -1;
     }
+}
+
+long cf_transfer_peek(cf_transfer *t, const char **data)
+{
+    return peek(t, data, 1);
+}
+
+long cf_transfer_peek_nowait(cf_transfer *t, const char **data)
+{
+    return peek(t, data, 0);
+}
+
+int cf_transfers_wait(cf_transfer *const *ts, size_t n)
+{
+    /* The transfers share one multi handle: one poll serves them all, each
+     * one's stall clock is checked against the same wait. */
+    cf_transfer *first = NULL;
+    long now = now_ms(), timeout = POLL_MS;
+    int failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        cf_transfer *t = ts[i];
+        if (!t || t->kind || t->done)
+            continue;
+        if (!first)
+            first = t;
+        if (t->stall_ms > 0) {
+            long left = t->last_activity + t->stall_ms - now;
+            if (left <= 0) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "no data received for %.1f s (stall_timeout)", t->stall_ms / 1000.0);
+                fail(t, CF_ETIMEOUT, msg);
+                failed = 1;
+            } else if (left < timeout) {
+                timeout = left;
+            }
+        }
+    }
+    if (failed || !first)
+        return 0;
+    if (curl_multi_poll(first->session->multi, NULL, 0, (int)timeout, NULL) != CURLM_OK)
+        return -1;
+    return 0;
+}
+
+void cf_transfer_prefeed(cf_transfer *t, const void *data, size_t len)
+{
+    if (t->digests && cf_digests_update(t->digests, data, len) != 0)
+        fail(t, CF_ENOMEM, "digest update failed");
+    t->accepted += (int64_t)len;
+    t->received += (int64_t)len;
 }
 
 void cf_transfer_consume(cf_transfer *t, size_t n)

@@ -288,7 +288,7 @@ local RETRYABLE_KIND = { network = true, timeout = true }
 -- Last-Modified and the total size, or B2's file id.
 local function resume_plan(d, p)
   local h = d.headers
-  if p.retry.attempts < 2 or p.req.method ~= "GET" or not d.total then return nil end
+  if p.req.method ~= "GET" or not d.total then return nil end
   if d.status == 200 then
     if not (h["accept-ranges"] or ""):lower():find("bytes", 1, true) then return nil end
   elseif d.status ~= 206 then
@@ -309,33 +309,42 @@ local function backoff(retry, attempt, retry_after)
   return math.max(delay, retry_after or 0)
 end
 
--- After the body broke off: reconnect for the missing bytes and check that
--- the answer continues the same entity.  Returns true to carry on reading;
--- false (and why, when the server answered) to fail with the original error.
+-- One reconnection of d for the bytes from `offset` on: "ok" when the
+-- answer continues the same entity, "changed" when it does not, nil when the
+-- request failed in transport.
+local function reconnect(d, offset)
+  local plan, t = d._resume, d._t
+  local req = {}
+  for k, v in pairs(d._p.req) do req[k] = v end
+  req.range_first, req.range_last = offset, plan.last
+  if not t:resume(req) then return nil end
+  local h = t:headers()
+  local first, last, total = core.parse_content_range(h["content-range"] or "")
+  local same = t:status() == 206 and first == offset and last == plan.last and total == plan.total
+  for name, value in pairs(plan.validators) do
+    if h[name] ~= value then same = false end
+  end
+  return same and "ok" or "changed"
+end
+
+-- After the body broke off: reconnect for the missing bytes, with backoff.
+-- Returns true to carry on reading; false (and why, when the server
+-- answered) to fail with the original error.
 local function resume(d, kind)
   local plan, p = d._resume, d._p
-  if not plan or not RETRYABLE_KIND[kind] then return false end
+  if not plan or not RETRYABLE_KIND[kind] or p.retry.attempts < 2 then return false end
   if p.req.timeout and core.now() - d._started >= p.req.timeout then return false end
-  local t = d._t
   d._resumes = d._resumes or 0
   for attempt = 1, p.retry.attempts - 1 do
     -- Bounded overall too, against a server that drops every connection.
     if d._resumes >= 10 * p.retry.attempts then return false end
     d._resumes = d._resumes + 1
     core.sleep(backoff(p.retry, attempt))
-    local offset = plan.first + t:accepted()
+    local offset = plan.first + d._t:accepted()
     if offset > plan.last then return false end
-    local req = {}
-    for k, v in pairs(p.req) do req[k] = v end
-    req.range_first, req.range_last = offset, plan.last
-    if t:resume(req) then
-      local h = t:headers()
-      local first, last, total = core.parse_content_range(h["content-range"] or "")
-      local same = t:status() == 206 and first == offset and last == plan.last and total == plan.total
-      for name, value in pairs(plan.validators) do
-        if h[name] ~= value then same = false end
-      end
-      if same then return true end
+    local how = reconnect(d, offset)
+    if how == "ok" then return true end
+    if how == "changed" then
       d._resume = nil
       return false, "the server did not continue the same entity"
     end
@@ -517,73 +526,86 @@ end
 
 local SAVE_OPTIONS = { overwrite = "boolean" }
 
-function Download:save(path, opts)
-  local t = check_open(self, "save")
-  if type(path) ~= "string" or path == "" then error("Download:save: path must be a non-empty string", 2) end
-  opts = opts or {}
-  if type(opts) ~= "table" then error("Download:save: opts must be a table", 2) end
-  check_types("Download:save", opts, SAVE_OPTIONS)
-  if self.status < 200 or self.status > 299 then
-    self:close()
-    return nil, Error.new{ kind = "http", status = self.status, url = self.url,
-      message = "HTTP " .. self.status .. " from " .. tostring(self.url) .. ": nothing saved" }
+-- Where a save of d goes: `path`, or `<dir>/<name>` when path is a
+-- directory.  Returns the target, or nil, err with d closed.
+local function save_target(d, path, overwrite)
+  local function failed(e)
+    d:close()
+    return nil, Error.new(e)
+  end
+  if d.status < 200 or d.status > 299 then
+    return failed{ kind = "http", status = d.status, url = d.url,
+      message = "HTTP " .. d.status .. " from " .. tostring(d.url) .. ": nothing saved" }
   end
   local target = path
   if core.stat(path) == "directory" or path:sub(-1) == "/" then
     if core.stat(path) ~= "directory" then
-      self:close()
-      return nil, Error.new{ kind = "io", code = "not_found", message = "no such directory: " .. path }
+      return failed{ kind = "io", code = "not_found", message = "no such directory: " .. path }
     end
-    local name = self:filename() or url_filename(self.url)
+    local name = d:filename() or url_filename(d.url)
     if not name then
-      self:close()
-      return nil, Error.new{ kind = "io", code = "no_name", url = self.url,
+      return failed{ kind = "io", code = "no_name", url = d.url,
         message = "no file name in Content-Disposition or the URL; give a file path" }
     end
     target = path:gsub("/+$", "") .. "/" .. name
   end
-  if not opts.overwrite and core.stat(target) then
-    self:close()
-    return nil, Error.new{ kind = "io", code = "exists",
+  if not overwrite and core.stat(target) then
+    return failed{ kind = "io", code = "exists",
       message = target .. " exists already (pass overwrite = true to replace it)" }
   end
+  return target
+end
+
+-- Streams the rest of d's body into the file f, resuming dropped
+-- connections.  Returns bytes | nil, err | false, error raised by progress.
+local function stream_to(d, f, progress_total)
+  local t, progress = d._t, d._p.progress
+  local on_data = progress and function(received) progress(received, progress_total) end
+  local ok, bytes, kind, msg = pcall(t.pump, t, f, on_data)
+  while ok and not bytes do
+    local resumed, why = resume(d, kind)
+    if not resumed then
+      if why then msg = msg .. "; not resumed: " .. why end
+      break
+    end
+    ok, bytes, kind, msg = pcall(t.pump, t, f, on_data)
+  end
+  if not ok then return false, bytes end
+  if not bytes then return nil, fail(d, kind, msg) end
+  local err = finish(d)
+  if err then return nil, err end
+  return bytes
+end
+
+local function commit(d, f, target, overwrite, bytes)
+  local ok, kind, message, code = f:commit(target, overwrite)
+  d:close()
+  if not ok then return nil, Error.new{ kind = kind, code = code, message = message } end
+  return target, bytes
+end
+
+function Download:save(path, opts)
+  check_open(self, "save")
+  if type(path) ~= "string" or path == "" then error("Download:save: path must be a non-empty string", 2) end
+  opts = opts or {}
+  if type(opts) ~= "table" then error("Download:save: opts must be a table", 2) end
+  check_types("Download:save", opts, SAVE_OPTIONS)
+  local target, err = save_target(self, path, opts.overwrite)
+  if not target then return nil, err end
   local tmp, _, message = core.tempfile(target)
   if not tmp then
     self:close()
     return nil, Error.new{ kind = "io", message = message }
   end
-  local progress, total = self._p.progress, self.size
-  local on_data = progress and function(received) progress(received, total) end
-  local ok, bytes, kind, msg = pcall(t.pump, t, tmp, on_data)
-  while ok and not bytes do
-    local resumed, why = resume(self, kind)
-    if not resumed then
-      if why then msg = msg .. "; not resumed: " .. why end
-      break
-    end
-    ok, bytes, kind, msg = pcall(t.pump, t, tmp, on_data)
-  end
-  local err
-  if not ok then
+  local bytes
+  bytes, err = stream_to(self, tmp, self.size)
+  if not bytes then
     tmp:discard()
     self:close()
-    error(bytes, 0) -- the progress callback's error, after curl is back at rest
-  elseif not bytes then
-    err = fail(self, kind, msg)
-  else
-    err = finish(self)
-  end
-  if err then
-    tmp:discard()
-    self:close()
+    if bytes == false then error(err, 0) end -- progress raised; curl is at rest
     return nil, err
   end
-  local committed, ckind, cmsg, code = tmp:commit(target, opts.overwrite)
-  self:close()
-  if not committed then
-    return nil, Error.new{ kind = ckind, code = code, message = cmsg }
-  end
-  return target, bytes
+  return commit(self, tmp, target, opts.overwrite, bytes)
 end
 
 function Download:close()
@@ -624,16 +646,211 @@ function cf.open(url, opts)
   end
 end
 
-function cf.save(url, path, opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then error("cloudfetch.save: opts must be a table", 2) end
-  local open_opts, save_opts = {}, {}
-  for k, v in pairs(opts) do
-    if SAVE_OPTIONS[k] then save_opts[k] = v else open_opts[k] = v end
+-- What a part file holds: the entity's total size and validators.
+local function entity_tag(plan)
+  local names = {}
+  for name in pairs(plan.validators) do names[#names + 1] = name end
+  table.sort(names)
+  local lines = { tostring(plan.total) }
+  for _, name in ipairs(names) do lines[#lines + 1] = name .. ": " .. plan.validators[name] end
+  return table.concat(lines, "\n")
+end
+
+-- cf.save(..., { resume = true }): the body goes to <target>.part, kept
+-- after a transport failure and continued by a later run when the entity is
+-- provably the same (its tag is stored on the part file).
+local function save_resumable(url, path, open_opts, opts)
+  local part, have
+  if core.stat(path) ~= "directory" and path:sub(-1) ~= "/" then
+    part = path .. ".part"
+    local kind, size = core.stat(part)
+    if kind == "file" and size > 0 and core.file_tag(part) then
+      have = size
+      open_opts.range = { size } -- ask only for what is missing
+    end
   end
   local d, err = cf.open(url, open_opts)
   if not d then return nil, err end
-  return d:save(path, save_opts)
+  if have and d.status == 416 then -- the part is complete or stale: start over
+    d:close()
+    open_opts.range = nil
+    have = nil
+    d, err = cf.open(url, open_opts)
+    if not d then return nil, err end
+  end
+  local target
+  target, err = save_target(d, path, opts.overwrite)
+  if not target then return nil, err end
+  part = target .. ".part"
+  local plan = d._resume
+  local kind, size = core.stat(part)
+  local tag = plan and entity_tag(plan)
+  local continued = false
+  if plan and kind == "file" and size > 0 and core.file_tag(part) == tag then
+    -- Either the answer already starts where the part ends, or ask again.
+    local how = (d.status == 206 and plan.first == size) and "ok" or
+      (plan.first == 0 and size <= plan.last and reconnect(d, size))
+    if how == "ok" then
+      local ok, _, message = d._t:prefeed_file(part, size)
+      if not ok then
+        d:close()
+        return nil, Error.new{ kind = "io", message = message }
+      end
+      plan.first = 0 -- from here on, accepted bytes count from the file's start
+      continued = true
+    elseif how == nil then
+      local _, fkind, fmsg = d._t:failure()
+      d:close()
+      return nil, Error.new{ kind = fkind or "network", message = fmsg or "reconnection failed", url = d.url,
+        retryable = true }
+    end
+  end
+  if not continued and (d.status == 206 and have) then
+    -- A range answer that does not continue this part: fetch the whole file.
+    d:close()
+    open_opts.range = nil
+    os.remove(part)
+    return save_resumable(url, path, open_opts, opts)
+  end
+  local f, _, message = core.part_file(part, continued)
+  if not f then
+    d:close()
+    return nil, Error.new{ kind = "io", message = message }
+  end
+  if tag and not continued then f:set_tag(tag) end
+  local bytes
+  bytes, err = stream_to(d, f, d.total)
+  if not bytes then
+    -- Corrupt bytes cannot be continued; anything else can, later.
+    if bytes == nil and err.kind == "integrity" then f:discard() else f:keep() end
+    d:close()
+    if bytes == false then error(err, 0) end
+    return nil, err
+  end
+  return commit(d, f, target, opts.overwrite, bytes)
+end
+
+-- cf.save(..., { parallel = N, part_size = S }): ranged parts over N
+-- connections written in place into the temporary file; the whole-file
+-- digests are computed by reading the file once at the end.
+local function save_parallel(url, path, open_opts, opts)
+  local d, err = cf.open(url, open_opts)
+  if not d then return nil, err end
+  local plan, size = d._resume, opts.part_size or 64 * 1024 * 1024
+  if not plan or plan.first ~= 0 or d.status ~= 200 or d.total <= size then
+    return d:save(path, { overwrite = opts.overwrite }) -- one stream is all it can be
+  end
+  local target
+  target, err = save_target(d, path, opts.overwrite)
+  if not target then return nil, err end
+  local tmp, _, message = core.tempfile(target)
+  if not tmp then
+    d:close()
+    return nil, Error.new{ kind = "io", message = message }
+  end
+  local total, received, progress = d.total, 0, d._p.progress
+  local on_data = function(n)
+    received = received + n
+    if progress then progress(received, total) end
+  end
+  -- Part 1 is the first answer's own body; the others are ranged requests.
+  local active = { { d = d, t = d._t, first = 0, last = size - 1 } }
+  local next_first = size
+  local part_opts = {}
+  for k, v in pairs(open_opts) do part_opts[k] = v end
+  part_opts.hash, part_opts.expect, part_opts.progress = nil, nil, nil
+
+  local function abort(e)
+    for _, a in ipairs(active) do a.d:close() end
+    tmp:discard()
+    return nil, e
+  end
+  while #active > 0 do
+    while #active < opts.parallel and next_first < total do
+      local last = math.min(next_first + size, total) - 1
+      part_opts.range = { next_first, last }
+      local pd, perr = cf.open(url, part_opts)
+      if not pd then return abort(perr) end
+      local same = pd.status == 206 and pd.range and pd.range.first == next_first and pd.range.last == last
+        and pd.total == total and pd._resume
+      for name, value in pairs(plan.validators) do
+        if pd.headers[name] ~= value then same = false end
+      end
+      if not same then
+        pd:close()
+        return abort(Error.new{ kind = "protocol", status = pd.status, url = pd.url,
+          message = "parallel part " .. next_first .. "-" .. last .. " is not a range of the same entity" })
+      end
+      active[#active + 1] = { d = pd, t = pd._t, first = next_first, last = last }
+      next_first = last + 1
+    end
+    local ok, i, kind, msg = pcall(core.pump_parts, tmp, active, on_data)
+    if not ok then
+      abort()
+      error(i, 0) -- progress raised
+    end
+    local a = active[i]
+    if kind then
+      local resumed, why = resume(a.d, kind)
+      if not resumed then
+        if why then msg = msg .. "; not resumed: " .. why end
+        return abort(fail(a.d, kind, msg))
+      end
+    else
+      a.d:close()
+      table.remove(active, i)
+    end
+  end
+  local algs, expect = {}, d._expect
+  for alg in pairs(DIGESTS) do
+    if expect[alg] then algs[#algs + 1] = alg end
+  end
+  local sums, _, hmsg = core.hash_file(tmp:path(), algs)
+  if not sums then return abort(Error.new{ kind = "io", message = hmsg }) end
+  local problem
+  if expect.size and expect.size ~= total then
+    problem = string.format("size mismatch: expected %d bytes, received %d", expect.size, total)
+  end
+  for _, alg in ipairs(algs) do
+    if not problem and sums[alg] ~= expect[alg] then
+      problem = string.format("%s mismatch: expected %s, received %s", alg, expect[alg], sums[alg])
+    end
+  end
+  if problem then
+    return abort(Error.new{ kind = "integrity", url = d.url, message = problem .. " (" .. tostring(d.url) .. ")" })
+  end
+  return commit(d, tmp, target, opts.overwrite, total)
+end
+
+local CF_SAVE_OPTIONS = { overwrite = "boolean", resume = "boolean", parallel = "number", part_size = "number" }
+
+function cf.save(url, path, opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("cloudfetch.save: opts must be a table", 2) end
+  if type(path) ~= "string" or path == "" then error("cloudfetch.save: path must be a non-empty string", 2) end
+  local open_opts, save_opts = {}, {}
+  for k, v in pairs(opts) do
+    if CF_SAVE_OPTIONS[k] then save_opts[k] = v else open_opts[k] = v end
+  end
+  check_types("cloudfetch.save", save_opts, CF_SAVE_OPTIONS)
+  local parallel = save_opts.parallel
+  if parallel and (math.type(parallel) ~= "integer" or parallel < 1 or parallel > 64) then
+    error("cloudfetch.save: parallel must be an integer from 1 to 64", 2)
+  end
+  if save_opts.part_size and (math.type(save_opts.part_size) ~= "integer" or save_opts.part_size < 1) then
+    error("cloudfetch.save: part_size must be a positive integer", 2)
+  end
+  if (save_opts.resume or (parallel or 1) > 1) and open_opts.range then
+    error("cloudfetch.save: range cannot be combined with resume or parallel", 2)
+  end
+  if save_opts.resume and (parallel or 1) > 1 then
+    error("cloudfetch.save: resume and parallel cannot be combined", 2)
+  end
+  if save_opts.resume then return save_resumable(url, path, open_opts, save_opts) end
+  if (parallel or 1) > 1 then return save_parallel(url, path, open_opts, save_opts) end
+  local d, err = cf.open(url, open_opts)
+  if not d then return nil, err end
+  return d:save(path, { overwrite = save_opts.overwrite })
 end
 
 return cf

@@ -557,6 +557,7 @@ def parse_range(value, size):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
     server_version = "cloudfetch-emulator/1.0"
     sys_version = ""
     timeout = 300   # idle keep-alive connections do not pin a thread forever
