@@ -8,6 +8,7 @@
  * goes through cf_sanitize_filename, which is what makes the result safe.
  */
 #include "cloudfetch.h"
+#include "text.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -38,27 +39,6 @@ static void buf_put(buf *b, char c)
         b->cap = cap;
     }
     b->p[b->n++] = c;
-}
-
-static int lower(int c)
-{
-    return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
-}
-
-static int is_blank(int c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static int ieqn(const char *s, size_t n, const char *lit)
-{
-    size_t i;
-    if (strlen(lit) != n)
-        return 0;
-    for (i = 0; i < n; i++)
-        if (lower((unsigned char)s[i]) != lower((unsigned char)lit[i]))
-            return 0;
-    return 1;
 }
 
 static int hexval(int c)

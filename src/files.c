@@ -69,11 +69,12 @@ int cf_tmpfile_create(cf_tmpfile *f, const char *target, char *err, size_t errle
     return 0;
 }
 
-int cf_tmpfile_write(cf_tmpfile *f, const void *data, size_t len, char *err, size_t errlen)
+/* Writes all of data, at offset (pwrite) or, when offset < 0, at the file
+ * position (write, which honours O_APPEND). */
+static int write_all(cf_tmpfile *f, const char *p, size_t len, int64_t offset, char *err, size_t errlen)
 {
-    const char *p = data;
     while (len > 0) {
-        ssize_t w = write(f->fd, p, len);
+        ssize_t w = offset < 0 ? write(f->fd, p, len) : pwrite(f->fd, p, len, (off_t)offset);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -82,8 +83,15 @@ int cf_tmpfile_write(cf_tmpfile *f, const void *data, size_t len, char *err, siz
         }
         p += w;
         len -= (size_t)w;
+        if (offset >= 0)
+            offset += w;
     }
     return 0;
+}
+
+int cf_tmpfile_write(cf_tmpfile *f, const void *data, size_t len, char *err, size_t errlen)
+{
+    return write_all(f, data, len, -1, err, errlen);
 }
 
 static int sync_dir(const char *target)
@@ -181,20 +189,7 @@ int cf_tmpfile_open_part(cf_tmpfile *f, const char *path, int append, char *err,
 
 int cf_tmpfile_pwrite(cf_tmpfile *f, const void *data, size_t len, int64_t offset, char *err, size_t errlen)
 {
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = pwrite(f->fd, p, len, (off_t)offset);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            set_err(err, errlen, "cannot write", f->path);
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-        offset += w;
-    }
-    return 0;
+    return write_all(f, data, len, offset, err, errlen);
 }
 
 void cf_tmpfile_keep(cf_tmpfile *f)

@@ -9,6 +9,7 @@
  * limit makes cf_headers_feed fail (-1) like a malformed response.
  */
 #include "cloudfetch.h"
+#include "text.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -21,19 +22,9 @@
 
 /* ---- small ASCII helpers (locale independent) --------------------------- */
 
-static int lower(int c)
-{
-    return (c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c;
-}
-
 static int is_digit(int c)
 {
     return c >= '0' && c <= '9';
-}
-
-static int is_blank(int c)
-{
-    return c == ' ' || c == '\t';
 }
 
 static int ieq(const char *a, const char *b)
@@ -45,18 +36,6 @@ static int ieq(const char *a, const char *b)
         b++;
     }
     return *a == *b;
-}
-
-/* Case-insensitive comparison of the n bytes at s with the literal lit. */
-static int ieqn(const char *s, size_t n, const char *lit)
-{
-    size_t i;
-    if (strlen(lit) != n)
-        return 0;
-    for (i = 0; i < n; i++)
-        if (lower((unsigned char)s[i]) != lower((unsigned char)lit[i]))
-            return 0;
-    return 1;
 }
 
 /* Trims blanks on both sides of [*s, *s + *n). */

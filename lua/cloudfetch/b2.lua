@@ -28,23 +28,13 @@ local is_null = codec.is_null
 local core = require "cloudfetch.core"
 
 -- Options stored by b2.authorize and applied to every request of the client.
-local TRANSPORT = {
-  verify_tls = "boolean", ca_file = "string", ca_path = "string", proxy = "string",
-  user_agent = "string", connect_timeout = "number", timeout = "number",
-  stall_timeout = "number", retry = "table|boolean",
-}
+local TRANSPORT = cf.TRANSPORT_OPTIONS
 
 -- Download options that are this module's own (not passed to cf.open).
 local DOWNLOAD_OWN = { content_disposition = "string", authorization = "string", verify = "boolean" }
 
 -- Options of cf.open; in save_by_* every other option goes to d:save.
-local OPEN_OPTS = {
-  method = true, headers = true, query = true, body = true, json = true, range = true,
-  hash = true, expect = true, timeout = true, connect_timeout = true, stall_timeout = true,
-  chunk_size = true, buffer_size = true, retry = true, progress = true, verify_tls = true,
-  ca_file = true, ca_path = true, proxy = true, user_agent = true, follow_redirects = true,
-  max_redirects = true,
-}
+local OPEN_OPTS = cf.OPTIONS
 
 -- Which capability a call needs, to explain a 401 unauthorized.
 local CAPABILITY = {

@@ -96,6 +96,13 @@ local OPTION_TYPES = {
 }
 cf.OPTIONS = OPTION_TYPES
 
+-- The subset a service client (b2, notary) keeps and applies to each request.
+cf.TRANSPORT_OPTIONS = {
+  verify_tls = "boolean", ca_file = "string", ca_path = "string", proxy = "string",
+  user_agent = "string", connect_timeout = "number", timeout = "number",
+  stall_timeout = "number", retry = "table|boolean",
+}
+
 local METHODS = { GET = true, POST = true, HEAD = true, PUT = true, DELETE = true }
 local DIGESTS = { sha1 = 40, sha256 = 64, md5 = 32 }
 local DEFAULT_RETRY = { attempts = 5, base_delay = 1, max_delay = 64 }

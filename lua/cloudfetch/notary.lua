@@ -19,11 +19,7 @@ local DEFAULT_LIFETIME = 2 * 3600 -- Acronis: tokens expire after 2 hours
 local RENEW_MARGIN = 60           -- renew when fewer seconds than this are left
 
 -- Options a client keeps and applies to every request it sends.
-local TRANSPORT = {
-  verify_tls = "boolean", ca_file = "string", ca_path = "string", proxy = "string",
-  user_agent = "string", connect_timeout = "number", timeout = "number",
-  stall_timeout = "number", retry = "table|boolean",
-}
+local TRANSPORT = cf.TRANSPORT_OPTIONS
 
 -- Credentials and tokens live here, keyed by client, so they never show up
 -- when a client table is printed, dumped or inspected.
