@@ -485,10 +485,16 @@ local function open_download(client, url, query, opts, ctx, level)
   if own.verify == false or method == "HEAD" then return d end
   if d.status == 206 then
     -- A range can only be checked for its length: B2's SHA-1 is the whole file's.
+    -- B2 may leave Content-Range out when the range covers the whole file
+    -- (b2sdk notes it): then Content-Length alone sizes the body.
     local r = d.range
-    if not r or not r.first or not r.last then
-      d:close()
-      return nil, protocol_error(ctx.what, "206 answer without a usable Content-Range", d.url)
+    if not r then
+      if not d.size then
+        d:close()
+        return nil, protocol_error(ctx.what, "206 answer with neither Content-Range nor Content-Length", d.url)
+      end
+      d:expect{ size = d.size }
+      return d
     end
     local want = type(o.range) == "table" and o.range[1]
     if want and want ~= r.first then

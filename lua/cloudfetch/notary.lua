@@ -333,7 +333,9 @@ end
 -- stored-file tables
 
 local function hex64(v)
-  if type(v) == "string" and #v == 64 and not v:find("[^%x]") then return v:lower() end
+  if type(v) ~= "string" then return nil end
+  v = v:match('^%s*"?(%x+)"?%s*$') -- tolerate an HTTP-style quoted ETag
+  if v and #v == 64 then return v:lower() end
   return nil
 end
 
