@@ -127,9 +127,10 @@ describe("cloudfetch.save", function()
       assert.are.equal(N, bytes)
       assert.are.equal(N, #fx.read_file(path))
       assert.are.same({ "c.bin" }, fx.list(dir))
-      -- The second run did not splice: its last request sent the whole body.
+      -- The second run did not splice: its last request sent the whole body
+      -- (at least: an aborted earlier answer may still add its last bytes).
       local _, sent = fx.count(server, key)
-      assert.are.equal(N, sent)
+      assert.is_true(sent >= N, "sent " .. sent)
     end)
 
     it("keeps the part after a progress callback raised, and a later run finishes it", function()

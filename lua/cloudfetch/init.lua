@@ -335,19 +335,24 @@ local function reconnect(d, offset)
 end
 
 -- After the body broke off: reconnect for the missing bytes, with backoff.
--- Returns true to carry on reading; false (and why, when the server
--- answered) to fail with the original error.
+-- Each drop after progress gets retry.attempts - 1 reconnections; drops that
+-- follow a reconnection which delivered nothing share them.  Returns true to
+-- carry on reading; false (and why, when the server answered) to fail with
+-- the original error.
 local function resume(d, kind)
   local plan, p = d._resume, d._p
   if not plan or not RETRYABLE_KIND[kind] or p.retry.attempts < 2 then return false end
   if p.req.timeout and core.now() - d._started >= p.req.timeout then return false end
+  local accepted = d._t:accepted()
+  if d._resume_at ~= accepted then d._resume_at, d._resume_tries = accepted, 0 end
   d._resumes = d._resumes or 0
-  for attempt = 1, p.retry.attempts - 1 do
+  while d._resume_tries < p.retry.attempts - 1 do
     -- Bounded overall too, against a server that drops every connection.
     if d._resumes >= 10 * p.retry.attempts then return false end
     d._resumes = d._resumes + 1
-    core.sleep(backoff(p.retry, attempt))
-    local offset = plan.first + d._t:accepted()
+    d._resume_tries = d._resume_tries + 1
+    core.sleep(backoff(p.retry, d._resume_tries))
+    local offset = plan.first + accepted
     if offset > plan.last then return false end
     local how = reconnect(d, offset)
     if how == "ok" then return true end
