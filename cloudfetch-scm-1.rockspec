@@ -18,12 +18,12 @@ dependencies = {
   "lua-cjson",
 }
 external_dependencies = {
-  CURL = { header = "curl/curl.h" },
+  CURL = { library = "curl" },
   OPENSSL = { header = "openssl/evp.h" },
 }
 -- Lua modules under lua/ are installed automatically (rockspec 3.0).
--- On Debian, curl.h lives in the multiarch directory:
---   luarocks --lua-version=5.4 make CURL_INCDIR=/usr/include/x86_64-linux-gnu
+-- CURL is looked up by its library: Debian keeps curl.h in the multiarch
+-- include directory, which the compiler searches by itself.
 build = {
   type = "builtin",
   modules = {
