@@ -4,7 +4,7 @@
 set -eu
 pkgs="gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev
       lua-cjson lua-busted lua-check python3 python3-b2sdk rclone nginx-light
-      openssl curl ca-certificates valgrind time"
+      openssl curl ca-certificates valgrind time luarocks"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
