@@ -344,6 +344,18 @@ describe("a Download", function()
       assert.are.same({ a = { 1, 2 }, b = "c" }, assert(d:json()))
     end)
 
+    it("gives null as an absent key and integral numbers as integers", function()
+      local body = '{"next":null,"size":9007199254740993,"n":[1,2.5],"deep":{"x":null,"y":3}}'
+      local d = assert(cf.open(url .. "/status/200?body=" .. fx.urlencode(body)))
+      local v = assert(d:json())
+      assert.is_nil(v.next)
+      assert.are.equal("integer", math.type(v.n[1]))
+      assert.are.equal(2.5, v.n[2])
+      assert.is_nil(v.deep.x)
+      assert.are.equal("integer", math.type(v.deep.y))
+      assert.are.equal("integer", math.type(v.size))
+    end)
+
     it("returns nil, err kind \"protocol\" for a body that is not JSON", function()
       local d = assert(cf.open(url .. "/status/200?body=not%20json"))
       local v, err = d:json()

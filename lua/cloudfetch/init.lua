@@ -72,13 +72,15 @@ local function safe_url(url)
 end
 cf.safe_url = safe_url
 
--- cjson gives JSON null as a sentinel; Lua callers expect absent keys.
-local function strip_nulls(v)
+-- cjson gives JSON null as a sentinel and every number as a float; Lua
+-- callers expect absent keys, and sizes and counts as integers.
+local function normalize_json(v)
   if type(v) ~= "table" then
     if v == cjson.null then return nil end
+    if math.type(v) == "float" then return math.tointeger(v) or v end
     return v
   end
-  for k, x in pairs(v) do v[k] = strip_nulls(x) end
+  for k, x in pairs(v) do v[k] = normalize_json(x) end
   return v
 end
 
@@ -520,7 +522,7 @@ function Download:json()
     return nil, Error.new{ kind = "protocol", status = self.status, url = self.url,
       message = "invalid JSON from " .. tostring(self.url) .. ": " .. tostring(value) }
   end
-  return strip_nulls(value)
+  return normalize_json(value)
 end
 
 function Download:filename()
