@@ -54,7 +54,10 @@ local env = 'LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./?.so;;" '
 local lua = os.getenv("LUA") or "lua5.4"
 local cases = {
   { "curl -o /dev/null", ("curl -sS -o /dev/null %s"):format(url) },
+  { "curl | sha1sum", ("curl -sS %s | sha1sum >/dev/null"):format(url) },
   { "curl -o file", ("curl -sS -o %s/curl.out %s; rm -f %s/curl.out"):format(out, url, out) },
+  { "curl -o file && sync", ("curl -sS -o %s/curl.out %s && sync %s/curl.out; rm -f %s/curl.out"):format(
+    out, url, out, out) },
   { "cloudfetch chunks() + sha1", ("%s%s bench/stream.lua chunks %s %s %d"):format(env, lua, url, sha1, SIZE) },
   { "cloudfetch save() + sha1",
     ("%s%s bench/stream.lua save %s %s %d %s/cf.out"):format(env, lua, url, sha1, SIZE, out) },
