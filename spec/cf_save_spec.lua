@@ -117,6 +117,28 @@ describe("cloudfetch.save", function()
       assert.are.same({ "named.bin" }, fx.list(dir))
     end)
 
+    it("keeps the part when continuing it fails in transport", function()
+      local key = fx.key()
+      -- Run 1 is cut mid-body; in run 2 the range request that would continue
+      -- the part gets no answer at all (faults apply to the first 3 requests).
+      local src = string.format("%s/file/kept.bin?n=%d&seed=39&key=%s&faults=3&cut=250000&rdrop=1",
+        url, N, key)
+      assert.is_nil((cf.save(src, dir, { resume = true, retry = false })))
+      assert.are.same({ "kept.bin.part" }, fx.list(dir))
+      local before = fx.read_file(dir .. "/kept.bin.part")
+      local path, err = cf.save(src, dir, { resume = true, retry = false })
+      assert.is_nil(path)
+      assert.is_true(cf.is_error(err))
+      assert.are.equal("network", err.kind)
+      assert.is_true(err.retryable)
+      assert.are.same({ "kept.bin.part" }, fx.list(dir))
+      assert.are.equal(before, fx.read_file(dir .. "/kept.bin.part"))
+      -- Once the server behaves, a third run finishes the same part.
+      local ok_src = string.format("%s/file/kept.bin?n=%d&seed=39", url, N)
+      path = assert(cf.save(ok_src, dir, { resume = true }))
+      assert.is_nil(fx.diff(fx.read_file(path), fx.body(N, 39)))
+    end)
+
     it("starts over when the entity changed between runs", function()
       local key = fx.key()
       local src = string.format("%s/bytes?n=%d&seed=35&key=%s&faults=1&cut=200000&change=1", url, N, key)

@@ -369,12 +369,16 @@ static int t_digest(lua_State *L)
     return 1;
 }
 
+/* t:failure() -> kind, message of the transfer's failure, or nothing */
 static int t_failure(lua_State *L)
 {
-    cf_transfer *t = check_transfer(L, 1);
-    if (!cf_transfer_failed(t, NULL))
+    const char *msg;
+    cf_kind kind = cf_transfer_failed(check_transfer(L, 1), &msg);
+    if (!kind)
         return 0;
-    return push_transfer_failure(L, t, 0) - 1;
+    lua_pushstring(L, cf_kind_name(kind));
+    lua_pushstring(L, msg);
+    return 2;
 }
 
 static int t_close(lua_State *L)

@@ -713,7 +713,7 @@ local function save_resumable(url, path, open_opts, opts)
       plan.first = 0 -- from here on, accepted bytes count from the file's start
       continued = true
     elseif how == nil then
-      local _, fkind, fmsg = d._t:failure()
+      local fkind, fmsg = d._t:failure()
       d:close()
       return nil, Error.new{ kind = fkind or "network", message = fmsg or "reconnection failed", url = d.url,
         retryable = true }

@@ -22,6 +22,7 @@ Body endpoints (/bytes, /chunked, /close, /short, /long, /stall, /slow, /file/NA
   delay=SECONDS       wait before the status line
   cut=K               send K body bytes, then close the connection
   rcut=K              the same, for 206 answers only
+  rdrop=1             close range requests without any answer
   stall=SECONDS after=K  after K body bytes wait, then go on (then=close: close)
   extra=M             send M bytes beyond Content-Length (then close)
   rate=BYTES_PER_S    trickle the body
@@ -455,6 +456,8 @@ class Handler(BaseHTTPRequestHandler):
         length = last - first + 1
         if code == 206 and faulty and num(q, "rcut") is not None:
             cut = num(q, "rcut")  # resumes fail too, making no progress
+        if code == 206 and faulty and q.get("rdrop") == "1":
+            raise Dropped()  # a range request gets no answer at all
 
         self.send_response(code)
         self.send_header("Content-Type", q.get("ct", "application/octet-stream"))
