@@ -5,21 +5,12 @@ local cf = require "cloudfetch"
 local b2 = require "cloudfetch.b2"
 local emu = require "support.emulator"
 local cjson_null = require("cjson").null
+local fx = require "support.fixtures"
+local sh_quote, run, tmpdir, rmdir, ls, slurp = fx.shell_quote, fx.run, fx.tmpdir, fx.rmdir, fx.list, fx.read_file
 
 local FAST = { attempts = 3, base_delay = 0.01, max_delay = 0.05 }
 
 local e
-
-local function sh_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function run(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  p:close()
-  return out
-end
 
 -- Expected digests come from sha1sum, not from the code under test.
 local function sha1(data)
@@ -30,31 +21,6 @@ local function sha1(data)
   local hex = run("sha1sum " .. sh_quote(path)):match("^(%x+)")
   os.remove(path)
   return hex
-end
-
-local function tmpdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(os.execute("mkdir -p " .. sh_quote(path)))
-  return path
-end
-
-local function rmdir(path)
-  os.execute("rm -rf " .. sh_quote(path))
-end
-
-local function ls(dir)
-  local out = {}
-  for name in run("ls -A " .. sh_quote(dir)):gmatch("[^\n]+") do out[#out + 1] = name end
-  table.sort(out)
-  return out
-end
-
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local data = f:read("a")
-  f:close()
-  return data
 end
 
 local function authorize()

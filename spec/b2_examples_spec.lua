@@ -1,27 +1,10 @@
 -- The B2 example scripts, run as a user would run them, against the emulator.
 local cf = require "cloudfetch"
 local emu = require "support.emulator"
+local fx = require "support.fixtures"
+local q, slurp, tmpdir = fx.shell_quote, fx.read_file, fx.tmpdir
 
 local e
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("a")
-  f:close()
-  return data
-end
-
-local function tmpdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(os.execute("mkdir -p " .. q(path)))
-  return path
-end
 
 -- Runs an example with the B2 environment; returns ok, exit code, stdout, stderr.
 local function run(script, args, env)

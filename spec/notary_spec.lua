@@ -3,42 +3,12 @@
 local cf = require "cloudfetch"
 local notary = require "cloudfetch.notary"
 local emu = require "support.emulator"
+local fx = require "support.fixtures"
+local shell_quote, tmpdir, rmtree, listdir, read_file = fx.shell_quote, fx.tmpdir, fx.rmdir, fx.list, fx.read_file
 
 local PASSWORD = "demo-password"
 local CLIENT_SECRET = "emulator-client-secret"
 local FAST = { attempts = 3, base_delay = 0.01, max_delay = 0.05 }
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function tmpdir()
-  local name = os.tmpname()
-  os.remove(name)
-  assert(os.execute("mkdir " .. shell_quote(name)))
-  return name
-end
-
-local function rmtree(path)
-  os.execute("rm -rf " .. shell_quote(path))
-end
-
-local function listdir(path)
-  local p = assert(io.popen("ls -A " .. shell_quote(path)))
-  local names = {}
-  for line in p:lines() do names[#names + 1] = line end
-  p:close()
-  table.sort(names)
-  return names
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local data = f:read("a")
-  f:close()
-  return data
-end
 
 -- SHA-256 by an independent tool, not by the code under test.
 local function sha256_of(data)

@@ -21,6 +21,7 @@ local function run(cmd)
   p:close()
   return out
 end
+fx.run = run
 
 -- Starts spec/support/testserver.py; opts.tls = true serves https with a fresh CA.
 function fx.start_server(opts)
