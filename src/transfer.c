@@ -306,6 +306,9 @@ static CURLcode configure(cf_transfer *t, const cf_request *req)
     SETOPT(CURLOPT_FOLLOWLOCATION, req->follow_redirects ? 1L : 0L);
     SETOPT(CURLOPT_MAXREDIRS, req->max_redirects);
     SETOPT(CURLOPT_UNRESTRICTED_AUTH, 0L);
+    /* HTTP/1.1: a paused HTTP/2 stream makes libcurl buffer up to ~10 MB
+     * of its own, which would break the buffer_size bound. */
+    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     /* Bytes on disk are the bytes the server stored, so digests match. */
     SETOPT(CURLOPT_HTTP_CONTENT_DECODING, 0L);
     SETOPT(CURLOPT_BUFFERSIZE, RECV_BUFFER);

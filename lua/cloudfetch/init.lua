@@ -374,7 +374,7 @@ local function new_download(t, p)
     url = safe_url(t:url() or p.url),
     headers = headers,
   }, Download_mt)
-  if headers["content-length"] and p.req.method ~= "HEAD" then
+  if headers["content-length"] then -- for HEAD: the size the entity would have
     d.size = core.parse_content_length(headers["content-length"])
   end
   if (d.status == 206 or d.status == 416) and headers["content-range"] then
