@@ -25,7 +25,7 @@ CTEST    = build/test_core
 
 LUA_ENV = LUA_PATH="./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;" LUA_CPATH="./?.so;;"
 
-.PHONY: all deps build test test-c test-lua test-valgrind lint demo bench-core bench clean install
+.PHONY: all deps build test test-valgrind lint demo bench-core bench-b2 clean install
 
 all: build
 build: $(MODULE)
@@ -60,6 +60,11 @@ demo: deps
 bench-core: deps
 	@$(MAKE) --no-print-directory build
 	@$(LUA_ENV) $(LUA) bench/core.lua
+
+# cloudfetch.b2 against b2sdk, rclone and curl, all on the local emulator.
+bench-b2: deps
+	@$(MAKE) --no-print-directory build
+	@LUA_PATH="./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;" LUA_CPATH="./?.so;;" $(LUA) bench/b2.lua
 
 install: build
 	install -d $(DESTDIR)$(LUA_CMODULE_DIR)/cloudfetch $(DESTDIR)$(LUA_MODULE_DIR)/cloudfetch
