@@ -67,9 +67,10 @@ bench-b2: deps
 	@LUA_PATH="./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;" LUA_CPATH="./?.so;;" $(LUA) bench/b2.lua
 
 install: build
-	install -d $(DESTDIR)$(LUA_CMODULE_DIR)/cloudfetch $(DESTDIR)$(LUA_MODULE_DIR)/cloudfetch
+	install -d $(DESTDIR)$(LUA_CMODULE_DIR)/cloudfetch $(DESTDIR)$(LUA_MODULE_DIR)/cloudfetch/b2
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CMODULE_DIR)/cloudfetch/core.so
 	install -m 644 lua/cloudfetch/*.lua $(DESTDIR)$(LUA_MODULE_DIR)/cloudfetch/
+	install -m 644 lua/cloudfetch/b2/*.lua $(DESTDIR)$(LUA_MODULE_DIR)/cloudfetch/b2/
 
 clean:
 	rm -rf cloudfetch build spec/tmp demo-out bench/out
