@@ -7,7 +7,8 @@
 --   local path, bytes = assert(client:save(file_id, "downloads/"))
 --
 -- Where Acronis documents nothing (the list's paging parameters, where a
--- stored file keeps its name and size) the choices are in docs/notary.md.
+-- stored file keeps its name and size) the choices are in README.md
+-- (section "Acronis Notary").
 local cf = require "cloudfetch"
 local core = require "cloudfetch.core"
 local cjson = require "cjson.safe"
@@ -340,7 +341,7 @@ local function hex64(v)
 end
 
 -- The service object made uniform.  Acronis's docs show the certificate part
--- only, so each field is looked for where it may be (docs/notary.md).
+-- only, so each field is looked for where it may be (README.md, section "Acronis Notary").
 local function stored_file(raw)
   local cert = table_or_nil(raw.certificate) or {}
   local obj = table_or_nil(cert.object) or {}

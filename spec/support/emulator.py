@@ -3,8 +3,8 @@
 
 One HTTP/1.1 server (keep-alive, optional TLS) on 127.0.0.1 speaks both services plus a
 control interface under /_emu/ for tests (seed data, expire tokens, inject faults).
-Standard library only.  See docs/emulator.md for the behaviour and the choices made where
-the public documentation is silent.
+Standard library only.  README.md (section "The local service emulator") has the behaviour
+and the choices made where the public documentation is silent.
 
     /usr/bin/python3 spec/support/emulator.py --ready-file F [--tls-dir DIR] [--seed-demo]
         [--b2-token-ttl SECONDS] [--notary-token-ttl SECONDS]
