@@ -1147,7 +1147,8 @@ class B2Api:
         return json_response(200, f.to_json(version, "contentLength"))
 
     # -- large files (enough for b2sdk and rclone)
-    def api_start_large_file(self, h, version):
+    def writable_file_name(self, h):
+        """Token with writeFiles, its bucket and a fileName the key may write."""
         rec = self.token(h)
         p = h.params()
         self.need(rec, "writeFiles")
@@ -1157,6 +1158,20 @@ class B2Api:
         if not isinstance(name, str) or not name:
             raise b2_error(400, "bad_request", "fileName is required")
         self.check_prefix(rec, name)
+        return rec, p, b, name
+
+    def unfinished_large_file(self, h):
+        """Token with writeFiles and the unfinished large file named by fileId."""
+        rec = self.token(h)
+        p = h.params()
+        self.need(rec, "writeFiles")
+        f = self.file_by_id(p)
+        if f.action != "start":
+            raise b2_error(400, "bad_request", "not an unfinished large file")
+        return rec, p, f
+
+    def api_start_large_file(self, h, version):
+        _, p, b, name = self.writable_file_name(h)
         ctype = p.get("contentType") or "b2/x-auto"
         if ctype == "b2/x-auto":
             ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -1165,12 +1180,7 @@ class B2Api:
         return json_response(200, f.to_json(version, "contentLength"))
 
     def api_get_upload_part_url(self, h, version):
-        rec = self.token(h)
-        p = h.params()
-        self.need(rec, "writeFiles")
-        f = self.file_by_id(p)
-        if f.action != "start":
-            raise b2_error(400, "bad_request", "not an unfinished large file")
+        rec, p, f = self.unfinished_large_file(h)
         token = self.state.new_b2_token("upload", self.state.b2_ttl, key_id=rec["key_id"],
                                         bucket_id=f.bucket_id, large_file_id=f.id)
         url = "%s/b2api/%s/b2_upload_part/%s/up%d" % (self.state.url, version, f.id, self.state.next_id())
@@ -1200,12 +1210,7 @@ class B2Api:
                                    "serverSideEncryption": {"algorithm": None, "mode": None}})
 
     def api_finish_large_file(self, h, version):
-        rec = self.token(h)
-        p = h.params()
-        self.need(rec, "writeFiles")
-        f = self.file_by_id(p)
-        if f.action != "start":
-            raise b2_error(400, "bad_request", "not an unfinished large file")
+        _, p, f = self.unfinished_large_file(h)
         shas = p.get("partSha1Array")
         with self.state.lock:
             parts = [f.parts.get(i + 1) for i in range(len(shas or []))]
@@ -1221,11 +1226,7 @@ class B2Api:
         return json_response(200, f.to_json(version, "contentLength"))
 
     def api_cancel_large_file(self, h, version):
-        rec = self.token(h)
-        self.need(rec, "writeFiles")
-        f = self.file_by_id(h.params())
-        if f.action != "start":
-            raise b2_error(400, "bad_request", "not an unfinished large file")
+        _, _, f = self.unfinished_large_file(h)
         with self.state.lock:
             self.state.files.pop(f.id, None)
         return json_response(200, {"fileId": f.id, "accountId": B2_ACCOUNT_ID,
@@ -1252,12 +1253,7 @@ class B2Api:
                                    "nextFileId": nxt})
 
     def api_list_parts(self, h, version):
-        rec = self.token(h)
-        p = h.params()
-        self.need(rec, "writeFiles")
-        f = self.file_by_id(p)
-        if f.action != "start":
-            raise b2_error(400, "bad_request", "not an unfinished large file")
+        _, p, f = self.unfinished_large_file(h)
         start = int_param(p, "startPartNumber", 1) or 1
         count = int_param(p, "maxPartCount", 100) or 100
         with self.state.lock:
@@ -1268,15 +1264,7 @@ class B2Api:
                                    "nextPartNumber": nums[count] if len(nums) > count else None})
 
     def api_hide_file(self, h, version):
-        rec = self.token(h)
-        p = h.params()
-        self.need(rec, "writeFiles")
-        b = self.bucket(p)
-        self.check_bucket(rec, b["bucketId"])
-        name = p.get("fileName")
-        if not isinstance(name, str) or not name:
-            raise b2_error(400, "bad_request", "fileName is required")
-        self.check_prefix(rec, name)
+        _, _, b, name = self.writable_file_name(h)
         if not any(f.name == name for f in self.state.latest_visible(b["bucketId"])):
             raise b2_error(404, "not_found", "file not present: %s" % name)
         f = self.state.add_b2_file(b["bucketId"], name, None, "application/x-bz-hide-marker",
