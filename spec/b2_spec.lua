@@ -29,11 +29,7 @@ end
 
 -- Requests in the emulator's log whose path contains `needle`.
 local function count(needle, status)
-  local n = 0
-  for _, r in ipairs(e:log()) do
-    if r.path:find(needle, 1, true) and (status == nil or r.status == status) then n = n + 1 end
-  end
-  return n
+  return #e:requests(needle, status)
 end
 
 local function collect(iter)

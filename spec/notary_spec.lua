@@ -68,13 +68,7 @@ end
 
 -- Log entries whose path contains `fragment` (and, if given, with `method`).
 local function requests(e, fragment, method)
-  local out = {}
-  for _, entry in ipairs(e:log()) do
-    if entry.path:find(fragment, 1, true) and (not method or entry.method == method) then
-      out[#out + 1] = entry
-    end
-  end
-  return out
+  return e:requests(fragment, nil, method)
 end
 
 -- Neither the message, tostring(err) nor any string field carries a secret.

@@ -63,6 +63,19 @@ function Emulator:log()
   return self:control("GET", "/_emu/log")
 end
 
+-- Logged requests whose path contains `fragment` (and, when given, with that
+-- status and method).
+function Emulator:requests(fragment, status, method)
+  local out = {}
+  for _, r in ipairs(self:log()) do
+    if r.path:find(fragment, 1, true) and (status == nil or r.status == status)
+        and (method == nil or r.method == method) then
+      out[#out + 1] = r
+    end
+  end
+  return out
+end
+
 function Emulator:clear_log()
   return self:control("DELETE", "/_emu/log")
 end
