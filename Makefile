@@ -14,11 +14,12 @@ CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -std=c11
 # Recursively expanded, so pkg-config runs after `deps` installed the -dev packages.
 DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) libcurl openssl)
-DEP_LIBS   = $(shell $(PKG_CONFIG) --libs libcurl openssl)
+DEP_LIBS   = $(shell $(PKG_CONFIG) --libs libcurl openssl) -lpthread
 ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -D_GNU_SOURCE $(DEP_CFLAGS)
 
-CORE_SRC = src/headers.c src/disposition.c src/digest.c src/transfer.c src/files.c
-BIND_SRC = src/lbinding.c
+CORE_SRC = src/headers.c src/disposition.c src/digest.c src/base64.c src/session.c src/transfer.c \
+           src/files.c src/commit.c src/ranged.c
+BIND_SRC = src/lcore.c src/ltransfer.c src/lfile.c
 HDRS     = $(wildcard src/*.h)
 MODULE   = cloudfetch/core.so
 CTEST    = build/test_core

@@ -28,12 +28,13 @@ build = {
   type = "builtin",
   modules = {
     ["cloudfetch.core"] = {
-      sources = { "src/headers.c", "src/disposition.c", "src/digest.c", "src/transfer.c",
-                  "src/files.c", "src/lbinding.c" },
+      sources = { "src/headers.c", "src/disposition.c", "src/digest.c", "src/base64.c",
+                  "src/session.c", "src/transfer.c", "src/files.c", "src/commit.c", "src/ranged.c",
+                  "src/lcore.c", "src/ltransfer.c", "src/lfile.c" },
       defines = { "_GNU_SOURCE" },
       incdirs = { "src", "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-      libraries = { "curl", "ssl", "crypto" },
+      libraries = { "curl", "ssl", "crypto", "pthread" },
     },
   },
 }

@@ -74,9 +74,8 @@ int cf_digests_update(cf_digests *d, const void *data, size_t len); /* 0 / -1 */
 int cf_digests_hex(const cf_digests *d, int alg, char out[CF_HEX_MAX]);
 void cf_digests_free(cf_digests *d);
 
-/* ---- transfer.c: the pull-driven transfer engine on curl multi ---------- */
+/* ---- error kinds, shared by every part of the core ---------------------- */
 
-/* Error kinds, shared by the engine and the file helpers. */
 typedef enum cf_kind {
     CF_OK = 0,
     CF_ENETWORK,  /* connection failed or dropped */
@@ -86,17 +85,36 @@ typedef enum cf_kind {
     CF_ECANCELED, /* closed by the caller */
     CF_EIO,       /* disk */
     CF_ENOMEM,
-    CF_EEXISTS    /* target exists and must not be replaced */
+    CF_EEXISTS,   /* target exists and must not be replaced */
+    CF_ERESOLVE,  /* the host name does not resolve (a network error not worth retrying) */
+    CF_EREFUSED   /* the connection was refused (a network error worth only quick retries) */
 } cf_kind;
 const char *cf_kind_name(cf_kind k); /* "network", "timeout", ... */
 
 #define CF_ERRLEN 256
 
-/* One connection cache (and DNS cache) shared by every transfer made with
- * it, so sequential requests to one host reuse the connection. */
+/* ---- session.c: the event engine ----------------------------------------- */
+
+/* One engine per Lua state (or C program): a curl multi handle driven
+ * through its socket interface, an epoll descriptor holding the transfers'
+ * sockets, curl's timer, and the stall clocks of the transfers.  Transfers
+ * of one session share connections (keep-alive, TLS sessions) and DNS.
+ * Nothing here blocks except cf_session_run with a timeout. */
 typedef struct cf_session cf_session;
 cf_session *cf_session_new(void);
-void cf_session_free(cf_session *s); /* only once no transfer uses it */
+void cf_session_free(cf_session *s); /* aborts and forgets what still runs */
+/* A descriptor that becomes readable when the engine has work: socket I/O
+ * of a transfer, or a finished background job (cf_commit). */
+int cf_session_fd(const cf_session *s);
+/* Milliseconds until cf_session_run is due even without I/O (curl's timer,
+ * a stall clock running out); 0: due now; -1: only I/O can wake it. */
+long cf_session_timeout(cf_session *s);
+/* Waits at most timeout_ms (-1: no limit) for I/O or a timer, then lets
+ * libcurl act on what is ready, collects finished transfers and fails
+ * stalled ones.  Returns 0, or -1 if the engine itself broke. */
+int cf_session_run(cf_session *s, long timeout_ms);
+
+/* ---- transfer.c: one HTTP(S) request and its body ------------------------ */
 
 typedef struct cf_request {
     const char *url;
@@ -119,9 +137,20 @@ typedef struct cf_request {
 
 typedef struct cf_transfer cf_transfer;
 
-/* Sets the transfer up and runs it until the final response's headers
- * arrived (or it ended or failed).  Returns NULL only when out of memory.
- * Check cf_transfer_failed() afterwards. */
+/* Sets the request up and hands it to the engine; nothing waits.  Returns
+ * NULL only when out of memory; check cf_transfer_failed().  The transfer
+ * is "ready" (cf_transfer_ready) once the final response's headers are in,
+ * or it failed or ended. */
+cf_transfer *cf_transfer_start(cf_session *s, const cf_request *req);
+/* Non-zero when a consumer waiting on t can go on: before the body was
+ * asked for (first peek), once the headers are in; after it, once bytes are
+ * buffered, or the body ended, or the transfer failed. */
+int cf_transfer_ready(const cf_transfer *t);
+/* Runs the engine until one of the transfers (all of one session) is ready
+ * or timeout_ms passed (-1: no limit).  Returns 1 when one is ready, 0 on
+ * timeout, -1 if the engine broke. */
+int cf_transfers_wait(cf_session *s, cf_transfer *const *ts, size_t n, long timeout_ms);
+/* cf_transfer_start, then waits for the headers (a blocking convenience). */
 cf_transfer *cf_transfer_open(cf_session *s, const cf_request *req);
 /* Non-zero kind when the transfer failed; the message is kept. */
 cf_kind cf_transfer_failed(const cf_transfer *t, const char **message);
@@ -129,34 +158,35 @@ const cf_headers *cf_transfer_headers(const cf_transfer *t);
 const char *cf_transfer_url(const cf_transfer *t); /* effective URL or NULL */
 /* Adds digests; only before the first body byte was taken. 0 / -1 */
 int cf_transfer_add_hash(cf_transfer *t, unsigned mask);
-/* Runs the transfer until body bytes are buffered; *data points at them.
- * Returns the number of bytes ready, 0 at the clean end of the body, or -1
- * on failure (cf_transfer_failed tells).  Bytes stay until consumed. */
-long cf_transfer_peek(cf_transfer *t, const char **data);
-/* The same without waiting: CF_AGAIN when no byte is ready yet. */
+/* Body bytes buffered now; *data points at them.  Never waits: returns the
+ * number of bytes ready, 0 at the clean end of the body, -1 on failure
+ * (cf_transfer_failed tells), or CF_AGAIN when nothing is there yet.  The
+ * first call releases the body (bytes are taken from the network only from
+ * then on).  Bytes stay until consumed. */
 #define CF_AGAIN (-2)
-long cf_transfer_peek_nowait(cf_transfer *t, const char **data);
-/* Waits for any of the transfers (all of one session) to make progress, and
- * fails those whose stall timeout ran out.  0 / -1 */
-int cf_transfers_wait(cf_transfer *const *ts, size_t n);
+long cf_transfer_peek(cf_transfer *t, const char **data);
+/* cf_transfer_peek that waits (runs the engine) instead of CF_AGAIN. */
+long cf_transfer_peek_wait(cf_transfer *t, const char **data);
+void cf_transfer_consume(cf_transfer *t, size_t n);
 /* Counts bytes the caller already holds (a part file from an earlier run)
  * as received and hashes them, before the body of a ranged resume. */
 void cf_transfer_prefeed(cf_transfer *t, const void *data, size_t len);
-void cf_transfer_consume(cf_transfer *t, size_t n);
 /* After a failure: the same request again on a new connection, normally
  * with a Range for the bytes not yet accepted.  Buffer, digests and counts
  * carry on; no body byte is taken before the next peek, so the caller can
- * check the new headers first.  0 / -1 (cf_transfer_failed tells). */
+ * check the new headers first.  Like cf_transfer_start it does not wait:
+ * the transfer is ready again once the new headers are in.  0 / -1 */
 int cf_transfer_resume(cf_transfer *t, const cf_request *req);
-int64_t cf_transfer_accepted(const cf_transfer *t); /* bytes taken from the network */
+int64_t cf_transfer_accepted(const cf_transfer *t); /* bytes taken (network and prefeed) */
 int64_t cf_transfer_received(const cf_transfer *t); /* bytes consumed so far */
+int64_t cf_transfer_net_bytes(const cf_transfer *t); /* body bytes from the network, all attempts */
 const cf_digests *cf_transfer_digests(const cf_transfer *t);
 /* Aborts the transfer if running and releases the connection and buffer;
  * headers, digests and counts stay readable.  Idempotent. */
 void cf_transfer_close(cf_transfer *t);
 void cf_transfer_free(cf_transfer *t);
 
-/* ---- files.c: atomic saves ------------------------------------------------ */
+/* ---- files.c: atomic saves, part files, hashing files --------------------- */
 
 /* A temporary file created (O_EXCL) in the target's directory. */
 typedef struct cf_tmpfile {
@@ -166,15 +196,82 @@ typedef struct cf_tmpfile {
 
 int cf_tmpfile_create(cf_tmpfile *f, const char *target, char *err, size_t errlen);
 int cf_tmpfile_write(cf_tmpfile *f, const void *data, size_t len, char *err, size_t errlen);
-/* fsyncs, then renames onto target (refusing to replace it unless
- * overwrite) and fsyncs the directory.  Returns CF_OK, CF_EEXISTS or CF_EIO;
- * on failure the temporary file is removed. */
-cf_kind cf_tmpfile_commit(cf_tmpfile *f, const char *target, int overwrite, char *err, size_t errlen);
+int cf_tmpfile_pwrite(cf_tmpfile *f, const void *data, size_t len, int64_t offset, char *err, size_t errlen);
+/* Optionally fsyncs (sync), then renames onto target (refusing to replace
+ * it unless overwrite) and, when sync, fsyncs the directory.  Returns CF_OK,
+ * CF_EEXISTS or CF_EIO; on failure the temporary file is removed. */
+cf_kind cf_tmpfile_commit(cf_tmpfile *f, const char *target, int overwrite, int sync, char *err, size_t errlen);
 void cf_tmpfile_discard(cf_tmpfile *f); /* closes and unlinks; idempotent */
 /* `<target>.part` for resumable saves: opened for appending (continue) or
- * truncated; kept on transport failures. */
+ * truncated; kept on transport failures.  Never follows a symbolic link and
+ * opens only a regular file. */
 int cf_tmpfile_open_part(cf_tmpfile *f, const char *path, int append, char *err, size_t errlen);
-int cf_tmpfile_pwrite(cf_tmpfile *f, const void *data, size_t len, int64_t offset, char *err, size_t errlen);
 void cf_tmpfile_keep(cf_tmpfile *f); /* closes, leaves the file in place */
+/* The entity a part file holds (an extended attribute): set on f, read by path. */
+int cf_tmpfile_set_tag(cf_tmpfile *f, const char *tag, size_t len);
+/* Copies the tag into buf (at most buflen bytes); its length, or -1 when none. */
+long cf_file_tag(const char *path, char *buf, size_t buflen);
+/* Streams what t has buffered into f (appending).  Never waits: returns
+ * the bytes written (> 0), 0 at the clean end of the body, CF_AGAIN when
+ * nothing is buffered, -1 when the transfer failed (cf_transfer_failed
+ * tells) or -3 when the write failed (err says why). */
+#define CF_EWRITE (-3)
+long cf_tmpfile_pump(cf_tmpfile *f, cf_transfer *t, char *err, size_t errlen);
+/* Feeds the first n bytes of the file at path to t (cf_transfer_prefeed),
+ * at most max bytes per call from offset *done on: 1 while more is left,
+ * 0 when all n were fed, -1 on a read error (err). */
+int cf_transfer_prefeed_file(cf_transfer *t, int fd, int64_t n, int64_t *done, size_t max, char *err, size_t errlen);
+
+/* Incremental hashing of a local file, in steps so an event loop can run
+ * between them. */
+typedef struct cf_filehash cf_filehash;
+cf_filehash *cf_filehash_open(const char *path, unsigned mask, char *err, size_t errlen);
+/* Hashes up to max bytes: 1 while more is left, 0 at the end, -1 on error. */
+int cf_filehash_step(cf_filehash *h, size_t max, char *err, size_t errlen);
+const cf_digests *cf_filehash_digests(const cf_filehash *h);
+void cf_filehash_free(cf_filehash *h);
+
+/* ---- commit.c: finishing saves off the event loop's thread --------------- */
+
+/* fsync + rename + directory fsync cost ~1 ms each on a journaling file
+ * system; a one-thread group would stall on every one.  A commit job takes
+ * the temporary file over and runs cf_tmpfile_commit on a worker thread of
+ * the session; cf_session_fd becomes readable when one finished. */
+typedef struct cf_commit cf_commit;
+cf_commit *cf_commit_start(cf_session *s, cf_tmpfile *f, const char *target, int overwrite, int sync);
+int cf_commit_done(cf_commit *c);
+/* After done: CF_OK, CF_EEXISTS or CF_EIO (with a message). */
+cf_kind cf_commit_result(cf_commit *c, const char **message);
+/* Before the worker took it: the file is discarded instead of committed. */
+void cf_commit_cancel(cf_commit *c);
+void cf_commit_free(cf_commit *c); /* also while running: the worker finishes it */
+
+/* ---- ranged.c: a file filled by ranged parts, hashed in order ------------- */
+
+/* The parts of a parallel save land anywhere in the file; the whole-file
+ * digests are computed over the contiguous prefix as it grows: bytes that
+ * arrive at the prefix's end are hashed from memory, bytes that arrived
+ * earlier further on are read back (from the page cache) when the prefix
+ * reaches them.  No second pass over the file at the end. */
+typedef struct cf_ranged cf_ranged;
+cf_ranged *cf_ranged_new(cf_tmpfile *f, int64_t total, unsigned hash_mask);
+/* Writes what t has buffered at *pos (advancing it), never past last.
+ * Returns bytes written, 0 when the part is complete (*pos > last),
+ * CF_AGAIN, -1 (transfer failed), CF_EWRITE (err), or CF_ESHORT when the
+ * body ended before last. */
+#define CF_ESHORT (-4)
+long cf_ranged_pump(cf_ranged *r, cf_transfer *t, int64_t *pos, int64_t last, char *err, size_t errlen);
+/* Reads back and hashes at most max bytes the prefix has reached: 1 while
+ * more is waiting, 0 when the digests cover every contiguous byte written,
+ * -1 on a read error (err).  The pump does this by itself, bounded. */
+int cf_ranged_catch_up(cf_ranged *r, size_t max, char *err, size_t errlen);
+int64_t cf_ranged_hashed(const cf_ranged *r); /* length of the hashed prefix */
+const cf_digests *cf_ranged_digests(const cf_ranged *r);
+void cf_ranged_free(cf_ranged *r);
+
+/* ---- base64.c ------------------------------------------------------------- */
+/* Standard base64 of len bytes into out (4 * ((len + 2) / 3) + 1 bytes);
+ * returns the length written (without the NUL). */
+size_t cf_base64(const void *data, size_t len, char *out);
 
 #endif

@@ -1,8 +1,9 @@
 /*
- * Atomic saves: the body goes to a temporary file created beside the target,
- * which is fsynced and renamed onto the target only after every check passed.
- * Without `overwrite` the rename refuses to replace an existing file, so a
- * file that appeared meanwhile is not clobbered either.
+ * Files: atomic saves (the body goes to a temporary file created beside the
+ * target, which is fsynced and renamed onto the target only after every
+ * check passed; without `overwrite` the rename refuses to replace an
+ * existing file, so a file that appeared meanwhile is not clobbered either),
+ * part files of resumable saves, and hashing files in steps.
  */
 #include "cloudfetch.h"
 
@@ -12,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
+
+#define ENTITY_XATTR "user.cloudfetch.entity"
 
 static void set_err(char *err, size_t errlen, const char *what, const char *path)
 {
@@ -28,6 +32,20 @@ static char *dir_of(const char *path)
     if (slash == path)
         return strdup("/");
     return strndup(path, (size_t)(slash - path));
+}
+
+/* The process's umask, read once: reading it means setting it, which is
+ * not atomic between threads, so it happens only on the first save. */
+static mode_t current_umask(void)
+{
+    static mode_t mask = 0;
+    static int known = 0;
+    if (!known) {
+        mask = umask(0);
+        umask(mask);
+        known = 1;
+    }
+    return mask;
 }
 
 int cf_tmpfile_create(cf_tmpfile *f, const char *target, char *err, size_t errlen)
@@ -55,9 +73,7 @@ int cf_tmpfile_create(cf_tmpfile *f, const char *target, char *err, size_t errle
         return -1;
     }
     /* mkstemp makes 0600; the saved file gets the usual 0666 & ~umask. */
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0) {
+    if (fchmod(fd, 0666 & ~current_umask()) != 0) {
         set_err(err, errlen, "cannot set the mode of", path);
         close(fd);
         unlink(path);
@@ -122,9 +138,9 @@ static int rename_noreplace(const char *from, const char *to)
     return 0;
 }
 
-cf_kind cf_tmpfile_commit(cf_tmpfile *f, const char *target, int overwrite, char *err, size_t errlen)
+cf_kind cf_tmpfile_commit(cf_tmpfile *f, const char *target, int overwrite, int sync, char *err, size_t errlen)
 {
-    if (fsync(f->fd) != 0) {
+    if (sync && fsync(f->fd) != 0) {
         set_err(err, errlen, "cannot sync", f->path);
         cf_tmpfile_discard(f);
         return CF_EIO;
@@ -148,7 +164,7 @@ cf_kind cf_tmpfile_commit(cf_tmpfile *f, const char *target, int overwrite, char
     }
     free(f->path);
     f->path = NULL;
-    if (sync_dir(target) != 0) {
+    if (sync && sync_dir(target) != 0) {
         set_err(err, errlen, "cannot sync the directory of", target);
         return CF_EIO; /* the file is in place; only its durability is in doubt */
     }
@@ -176,10 +192,22 @@ int cf_tmpfile_open_part(cf_tmpfile *f, const char *path, int append, char *err,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
+    /* A planted symbolic link must not redirect the write elsewhere, nor a
+     * FIFO or device stand in for the part file. */
+    int flags = O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | (append ? O_APPEND : 0);
     f->fd = open(path, flags, 0666);
-    if (f->fd < 0) {
-        set_err(err, errlen, "cannot open", path);
+    struct stat st;
+    if (f->fd < 0 || fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (!append && ftruncate(f->fd, 0) != 0)) {
+        if (f->fd >= 0 && !S_ISREG(st.st_mode))
+            snprintf(err, errlen, "cannot open %s: not a regular file", path);
+        else if (errno == ELOOP)
+            snprintf(err, errlen, "cannot open %s: it is a symbolic link", path);
+        else
+            set_err(err, errlen, "cannot open", path);
+        if (f->fd >= 0)
+            close(f->fd);
+        f->fd = -1;
         free(f->path);
         f->path = NULL;
         return -1;
@@ -201,4 +229,124 @@ void cf_tmpfile_keep(cf_tmpfile *f)
     }
     free(f->path);
     f->path = NULL;
+}
+
+int cf_tmpfile_set_tag(cf_tmpfile *f, const char *tag, size_t len)
+{
+    return f->fd >= 0 && fsetxattr(f->fd, ENTITY_XATTR, tag, len, 0) == 0 ? 0 : -1;
+}
+
+long cf_file_tag(const char *path, char *buf, size_t buflen)
+{
+    ssize_t n = lgetxattr(path, ENTITY_XATTR, buf, buflen);
+    return n < 0 ? -1 : (long)n;
+}
+
+long cf_tmpfile_pump(cf_tmpfile *f, cf_transfer *t, char *err, size_t errlen)
+{
+    long total = 0;
+    for (;;) {
+        const char *data;
+        long n = cf_transfer_peek(t, &data);
+        if (n == CF_AGAIN)
+            return total > 0 ? total : CF_AGAIN;
+        if (n <= 0)
+            return total > 0 ? total : n; /* the end or the failure shows on the next call */
+        if (cf_tmpfile_write(f, data, (size_t)n, err, errlen) != 0)
+            return CF_EWRITE;
+        cf_transfer_consume(t, (size_t)n);
+        total += n;
+    }
+}
+
+int cf_transfer_prefeed_file(cf_transfer *t, int fd, int64_t n, int64_t *done, size_t max, char *err, size_t errlen)
+{
+    char buf[64 * 1024];
+    size_t budget = max;
+    while (*done < n && budget > 0) {
+        size_t want = sizeof buf;
+        if ((int64_t)want > n - *done)
+            want = (size_t)(n - *done);
+        if (want > budget)
+            want = budget;
+        ssize_t r = pread(fd, buf, want, (off_t)*done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            snprintf(err, errlen, "cannot read the part file: %s",
+                     r < 0 ? strerror(errno) : "it is shorter than expected");
+            return -1;
+        }
+        cf_transfer_prefeed(t, buf, (size_t)r);
+        *done += r;
+        budget -= (size_t)r;
+    }
+    return *done < n ? 1 : 0;
+}
+
+#define HASH_READ (256 * 1024)
+
+struct cf_filehash {
+    int fd;
+    cf_digests *digests;
+    char buf[HASH_READ];
+};
+
+cf_filehash *cf_filehash_open(const char *path, unsigned mask, char *err, size_t errlen)
+{
+    cf_filehash *h = malloc(sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (h->fd < 0) {
+        set_err(err, errlen, "cannot open", path);
+        free(h);
+        return NULL;
+    }
+    h->digests = cf_digests_new(mask);
+    if (!h->digests) {
+        snprintf(err, errlen, "out of memory");
+        cf_filehash_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+int cf_filehash_step(cf_filehash *h, size_t max, char *err, size_t errlen)
+{
+    size_t left = max;
+    while (left > 0) {
+        ssize_t r = read(h->fd, h->buf, left < HASH_READ ? left : HASH_READ);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(err, errlen, "cannot read: %s", strerror(errno));
+            return -1;
+        }
+        if (r == 0)
+            return 0;
+        if (cf_digests_update(h->digests, h->buf, (size_t)r) != 0) {
+            snprintf(err, errlen, "digest update failed");
+            return -1;
+        }
+        left -= (size_t)r;
+    }
+    return 1;
+}
+
+const cf_digests *cf_filehash_digests(const cf_filehash *h)
+{
+    return h->digests;
+}
+
+void cf_filehash_free(cf_filehash *h)
+{
+    if (!h)
+        return;
+    if (h->fd >= 0)
+        close(h->fd);
+    cf_digests_free(h->digests);
+    free(h);
 }

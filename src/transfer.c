@@ -1,62 +1,26 @@
 /*
- * The transfer engine: one libcurl easy handle per transfer, driven through
- * the session's multi handle only when the consumer pulls.  Body bytes are
- * hashed as they arrive and kept in a bounded buffer; when it is full the
- * write callback pauses the transfer, and the next pull resumes it.  No
- * callback of ours ever calls out of C, so nothing can unwind through curl.
+ * One transfer: a libcurl easy handle in the session's multi handle.  Body
+ * bytes are hashed as they arrive and kept in a bounded buffer; when it is
+ * full the write callback pauses the transfer, and the consumer's next peek
+ * resumes it.  Nothing here waits except the *_wait conveniences, which run
+ * the session's engine.  No callback of ours ever calls out of C, so nothing
+ * can unwind through curl.
  */
-#include "cloudfetch.h"
+#include "engine.h"
 
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define RECV_BUFFER (256L * 1024) /* CURLOPT_BUFFERSIZE: fast hashing in the write path */
-#define POLL_MS 1000
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-struct cf_session {
-    CURLM *multi;
-};
-
-struct cf_transfer {
-    cf_session *session;
-    CURL *easy;                /* NULL once closed */
-    struct curl_slist *req_headers;
-    cf_headers headers;
-    cf_digests *digests;
-    char *buf;                 /* unread body bytes are buf[rpos, wpos) */
-    size_t cap, rpos, wpos;
-    int64_t received;
-    int64_t accepted;          /* bytes taken from the network (and hashed) */
-    int in_multi;
-    int released;              /* the consumer asked for the body */
-    int body_seen;             /* the write callback was called at least once */
-    int paused;
-    int done;                  /* curl reported the transfer finished */
-    int follow;
-    long stall_ms;             /* 0: no stall timeout */
-    long last_activity;        /* monotonic ms of the last byte, or of the start of a wait */
-    CURLcode result;
-    cf_kind kind;
-    char message[CF_ERRLEN];
-    char curl_error[CURL_ERROR_SIZE];
-    char *url;                 /* effective URL */
-};
 
 const char *cf_kind_name(cf_kind k)
 {
     switch (k) {
     case CF_OK: return "ok";
     case CF_ENETWORK: return "network";
+    case CF_ERESOLVE: return "network";
+    case CF_EREFUSED: return "network";
     case CF_ETIMEOUT: return "timeout";
     case CF_ETLS: return "tls";
     case CF_EPROTOCOL: return "protocol";
@@ -66,27 +30,6 @@ const char *cf_kind_name(cf_kind k)
     case CF_EEXISTS: return "io";
     }
     return "network";
-}
-
-cf_session *cf_session_new(void)
-{
-    cf_session *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    s->multi = curl_multi_init();
-    if (!s->multi) {
-        free(s);
-        return NULL;
-    }
-    return s;
-}
-
-void cf_session_free(cf_session *s)
-{
-    if (!s)
-        return;
-    curl_multi_cleanup(s->multi);
-    free(s);
 }
 
 static void fail(cf_transfer *t, cf_kind kind, const char *message)
@@ -128,6 +71,11 @@ static cf_kind kind_of(CURLcode rc)
         return CF_ECANCELED;
     case CURLE_OUT_OF_MEMORY:
         return CF_ENOMEM;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return CF_ERESOLVE;
+    case CURLE_COULDNT_CONNECT:
+        return CF_EREFUSED;
     default:
         return CF_ENETWORK;
     }
@@ -142,7 +90,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 {
     cf_transfer *t = ud;
     size_t len = size * n;
-    t->last_activity = now_ms();
+    t->last_activity = cf_now_ms();
     if (cf_headers_feed(&t->headers, line, len) != 0) {
         fail(t, CF_EPROTOCOL, "malformed response header");
         return 0;
@@ -155,7 +103,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     cf_transfer *t = ud;
     size_t len = size * n;
     t->body_seen = 1;
-    t->last_activity = now_ms();
+    t->last_activity = cf_now_ms();
     if (!t->released || len == 0) {
         /* Nothing is taken (or hashed) before the consumer asks: the caller
          * may still add digests after the headers arrived. */
@@ -192,6 +140,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     memcpy(t->buf + t->wpos, data, len);
     t->wpos += len;
     t->accepted += (int64_t)len;
+    t->net_bytes += (int64_t)len;
     return len;
 }
 
@@ -199,6 +148,8 @@ static void remember_url(cf_transfer *t)
 {
     char *url = NULL;
     if (t->easy && curl_easy_getinfo(t->easy, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url) {
+        if (t->url && strcmp(t->url, url) == 0)
+            return;
         char *copy = strdup(url);
         if (copy) {
             free(t->url);
@@ -207,65 +158,64 @@ static void remember_url(cf_transfer *t)
     }
 }
 
-/* Records every finished transfer of the session, ours or another's. */
-static void collect_done(cf_session *s)
+/* Takes t's easy handle out of the multi handle; a handle whose transfer
+ * finished cleanly goes back to the session's pool (reset) for the next
+ * transfer.  (Reusing one after a failed name resolution made libcurl
+ * 7.88 refuse the next request with "bad argument".) */
+static void detach(cf_transfer *t)
 {
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        cf_transfer *t = NULL;
-        CURL *easy = m->easy_handle;
-        CURLcode result = m->data.result;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
-        curl_multi_remove_handle(s->multi, easy);
-        if (t) {
-            t->in_multi = 0;
-            t->done = 1;
-            t->result = result;
-            remember_url(t);
+    cf_session *s = t->session;
+    if (t->easy) {
+        remember_url(t);
+        if (t->in_multi)
+            curl_multi_remove_handle(s->multi, t->easy);
+        if (t->done && t->result == CURLE_OK && s->npool < CF_EASY_POOL) {
+            curl_easy_reset(t->easy);
+            s->pool[s->npool++] = t->easy;
+        } else {
+            curl_easy_cleanup(t->easy);
         }
+        t->easy = NULL;
     }
+    if (t->prev || s->transfers == t) {
+        if (t->prev)
+            t->prev->next = t->next;
+        else
+            s->transfers = t->next;
+        if (t->next)
+            t->next->prev = t->prev;
+    }
+    t->prev = t->next = NULL;
+    t->in_multi = 0;
+    curl_slist_free_all(t->req_headers);
+    t->req_headers = NULL;
 }
 
-/* Lets curl do whatever work is ready now, without waiting. */
-static int perform(cf_transfer *t)
+void cf_transfer_finished(cf_transfer *t, CURLcode result)
 {
-    int running = 0;
-    CURLMcode mc = curl_multi_perform(t->session->multi, &running);
-    if (mc != CURLM_OK) {
-        fail(t, CF_ENETWORK, curl_multi_strerror(mc));
-        return -1;
-    }
-    collect_done(t->session);
-    return 0;
+    t->done = 1;
+    t->result = result;
+    if (result != CURLE_OK)
+        fail_curl(t, result);
+    detach(t);
 }
 
-/* Waits for socket activity or one of curl's timers, at most POLL_MS.
- * Also enforces the stall timeout: time spent waiting here with no byte
- * arriving.  Our own clock, because libcurl's low-speed check averages over
- * seconds of history and lets a stall after a fast start run on. */
-static int wait_io(cf_transfer *t)
+long cf_transfer_stall_left(const cf_transfer *t, long now)
 {
-    long timeout = POLL_MS;
-    if (t->stall_ms > 0) {
-        long left = t->last_activity + t->stall_ms - now_ms();
-        if (left <= 0) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "no data received for %.1f s (stall_timeout)", t->stall_ms / 1000.0);
-            fail(t, CF_ETIMEOUT, msg);
-            return -1;
-        }
-        if (left < timeout)
-            timeout = left;
-    }
-    CURLMcode mc = curl_multi_poll(t->session->multi, NULL, 0, (int)timeout, NULL);
-    if (mc != CURLM_OK) {
-        fail(t, CF_ENETWORK, curl_multi_strerror(mc));
+    if (t->stall_ms <= 0 || !t->easy || t->paused || t->done || t->kind)
         return -1;
-    }
-    return 0;
+    long left = t->last_activity + t->stall_ms - now;
+    return left < 0 ? 0 : left;
+}
+
+void cf_transfer_check_stall(cf_transfer *t, long now)
+{
+    if (cf_transfer_stall_left(t, now) != 0)
+        return;
+    char msg[96];
+    snprintf(msg, sizeof msg, "no data received for %.1f s (stall_timeout)", t->stall_ms / 1000.0);
+    fail(t, CF_ETIMEOUT, msg);
+    detach(t);
 }
 
 static int is_redirect(int status)
@@ -285,6 +235,14 @@ static int headers_ready(const cf_transfer *t)
     return 1;
 }
 
+int cf_transfer_ready(const cf_transfer *t)
+{
+    if (t->kind || t->done || !t->easy)
+        return 1;
+    if (!t->released)
+        return t->body_seen || headers_ready(t);
+    return t->wpos > t->rpos;
+}
 #define SETOPT(opt, val)                                                                           \
     do {                                                                                           \
         if (rc == CURLE_OK)                                                                        \
@@ -371,44 +329,50 @@ static CURLcode configure(cf_transfer *t, const cf_request *req)
     return rc;
 }
 
-/* Starts (or restarts) the request on a fresh easy handle and runs it
- * until the headers of the final response are in.  curl's own connect,
- * stall and overall timeouts bound the loop. */
+/* Starts (or restarts) the request on an easy handle from the session's
+ * pool (or a new one) and adds it to the multi handle; the engine does the
+ * rest when it runs. */
 static void start(cf_transfer *t, const cf_request *req)
 {
+    cf_session *s = t->session;
     t->follow = req->follow_redirects;
     t->stall_ms = req->stall_timeout_ms;
-    t->last_activity = now_ms();
-    t->easy = curl_easy_init();
+    t->last_activity = cf_now_ms();
+    if (s->closed) {
+        fail(t, CF_ECANCELED, "the session was closed");
+        return;
+    }
+    t->easy = s->npool > 0 ? s->pool[--s->npool] : curl_easy_init();
     if (!t->easy) {
         fail(t, CF_ENOMEM, "out of memory");
         return;
     }
+    t->next = s->transfers;
+    if (t->next)
+        t->next->prev = t;
+    t->prev = NULL;
+    s->transfers = t;
     CURLcode rc = configure(t, req);
     if (rc != CURLE_OK) {
         fail_curl(t, rc);
+        detach(t);
         return;
     }
-    if (curl_multi_add_handle(t->session->multi, t->easy) != CURLM_OK) {
+    if (curl_multi_add_handle(s->multi, t->easy) != CURLM_OK) {
         fail(t, CF_ENETWORK, "could not start the transfer");
+        detach(t);
         return;
     }
     t->in_multi = 1;
-    while (perform(t) == 0 && !t->kind && !t->done && !t->body_seen && !headers_ready(t)) {
-        if (wait_io(t) != 0)
-            break;
-    }
-    if (t->done && t->result != CURLE_OK)
-        fail_curl(t, t->result);
-    remember_url(t);
 }
 
-cf_transfer *cf_transfer_open(cf_session *s, const cf_request *req)
+cf_transfer *cf_transfer_start(cf_session *s, const cf_request *req)
 {
     cf_transfer *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
     t->session = s;
+    s->refs++;
     cf_headers_init(&t->headers);
     t->cap = req->buffer_size < CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE : req->buffer_size;
     t->buf = malloc(t->cap);
@@ -420,18 +384,35 @@ cf_transfer *cf_transfer_open(cf_session *s, const cf_request *req)
     return t;
 }
 
-/* Drops the connection's state, keeping what was received and hashed. */
-static void detach(cf_transfer *t)
+int cf_transfers_wait(cf_session *s, cf_transfer *const *ts, size_t n, long timeout_ms)
 {
-    if (t->easy) {
-        if (t->in_multi)
-            curl_multi_remove_handle(t->session->multi, t->easy);
-        curl_easy_cleanup(t->easy);
-        t->easy = NULL;
+    if (s->closed)
+        return -1;
+    long deadline = timeout_ms < 0 ? -1 : cf_now_ms() + timeout_ms;
+    for (int ran = 0;; ran = 1) {
+        for (size_t i = 0; i < n; i++)
+            if (!ts[i] || cf_transfer_ready(ts[i]))
+                return 1;
+        long left = -1;
+        if (deadline >= 0) {
+            left = deadline - cf_now_ms();
+            if (left <= 0) {
+                if (ran)
+                    return 0;
+                left = 0; /* the engine runs at least once */
+            }
+        }
+        if (cf_session_run(s, left) != 0)
+            return -1;
     }
-    t->in_multi = 0;
-    curl_slist_free_all(t->req_headers);
-    t->req_headers = NULL;
+}
+
+cf_transfer *cf_transfer_open(cf_session *s, const cf_request *req)
+{
+    cf_transfer *t = cf_transfer_start(s, req);
+    if (t && cf_transfers_wait(s, &t, 1, -1) < 0)
+        fail(t, CF_ENETWORK, "the event engine failed");
+    return t;
 }
 
 int cf_transfer_resume(cf_transfer *t, const cf_request *req)
@@ -455,6 +436,11 @@ int64_t cf_transfer_accepted(const cf_transfer *t)
     return t->accepted;
 }
 
+int64_t cf_transfer_net_bytes(const cf_transfer *t)
+{
+    return t->net_bytes;
+}
+
 cf_kind cf_transfer_failed(const cf_transfer *t, const char **message)
 {
     if (message)
@@ -469,6 +455,8 @@ const cf_headers *cf_transfer_headers(const cf_transfer *t)
 
 const char *cf_transfer_url(const cf_transfer *t)
 {
+    if (t->easy) /* redirects may have moved it since */
+        remember_url((cf_transfer *)t);
     return t->url;
 }
 
@@ -487,12 +475,9 @@ int cf_transfer_add_hash(cf_transfer *t, unsigned mask)
     return 0;
 }
 
-static long peek(cf_transfer *t, const char **data, int wait)
+long cf_transfer_peek(cf_transfer *t, const char **data)
 {
     t->released = 1;
-    /* Time the consumer spent elsewhere is not a stall of the network. */
-    if (wait)
-        t->last_activity = now_ms();
     for (;;) {
         if (t->wpos > t->rpos) {
             *data = t->buf + t->rpos;
@@ -500,78 +485,38 @@ static long peek(cf_transfer *t, const char **data, int wait)
         }
         if (t->kind)
             return -1;
-        if (t->done) {
-            if (t->result != CURLE_OK) {
-                fail_curl(t, t->result);
-                return -1;
-            }
+        if (t->done)
             return 0;
-        }
         if (!t->easy || !t->buf) {
             fail(t, CF_ECANCELED, "the download was closed");
             return -1;
         }
-        if (t->paused) {
-            t->paused = 0;
-            t->last_activity = now_ms();
-            CURLcode rc = curl_easy_pause(t->easy, CURLPAUSE_CONT);
-            if (rc != CURLE_OK) {
-                fail_curl(t, rc);
-                return -1;
-            }
-            continue; /* unpausing may have delivered bytes already */
-        }
-        if (perform(t) != 0)
-            return -1;
-        if (t->wpos > t->rpos || t->done || t->kind || t->paused)
-            continue;
-        if (!wait)
+        if (!t->paused)
             return CF_AGAIN;
-        if (wait_io(t) != 0)
+        /* The buffer is empty (or the body was not asked for before): let
+         * curl go on.  Unpausing may deliver held bytes right here. */
+        t->paused = 0;
+        t->last_activity = cf_now_ms();
+        CURLcode rc = curl_easy_pause(t->easy, CURLPAUSE_CONT);
+        if (rc != CURLE_OK) {
+            fail_curl(t, rc);
+            detach(t);
             return -1;
-    }
-}
-
-long cf_transfer_peek(cf_transfer *t, const char **data)
-{
-    return peek(t, data, 1);
-}
-
-long cf_transfer_peek_nowait(cf_transfer *t, const char **data)
-{
-    return peek(t, data, 0);
-}
-
-int cf_transfers_wait(cf_transfer *const *ts, size_t n)
-{
-    /* The transfers share one multi handle: one poll serves them all, each
-     * one's stall clock is checked against the same wait. */
-    cf_transfer *first = NULL;
-    long now = now_ms(), timeout = POLL_MS;
-    int failed = 0;
-    for (size_t i = 0; i < n; i++) {
-        cf_transfer *t = ts[i];
-        if (!t || t->kind || t->done)
-            continue;
-        if (!first)
-            first = t;
-        if (t->stall_ms > 0) {
-            long left = t->last_activity + t->stall_ms - now;
-            if (left <= 0) {
-                char msg[96];
-                snprintf(msg, sizeof msg, "no data received for %.1f s (stall_timeout)", t->stall_ms / 1000.0);
-                fail(t, CF_ETIMEOUT, msg);
-                failed = 1;
-            } else if (left < timeout) {
-                timeout = left;
-            }
         }
     }
-    if (failed || !first)
-        return 0;
-    if (curl_multi_poll(first->session->multi, NULL, 0, (int)timeout, NULL) != CURLM_OK)
-        return -1;
-    return 0;
+}
+
+long cf_transfer_peek_wait(cf_transfer *t, const char **data)
+{
+    for (;;) {
+        long n = cf_transfer_peek(t, data);
+        if (n != CF_AGAIN)
+            return n;
+        if (cf_transfers_wait(t->session, &t, 1, -1) < 0) {
+            fail(t, CF_ENETWORK, "the event engine failed");
+            return -1;
+        }
+    }
 }
 
 void cf_transfer_prefeed(cf_transfer *t, const void *data, size_t len)
@@ -621,5 +566,6 @@ void cf_transfer_free(cf_transfer *t)
     cf_headers_free(&t->headers);
     cf_digests_free(t->digests);
     free(t->url);
+    cf_session_unref(t->session);
     free(t);
 }

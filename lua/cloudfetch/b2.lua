@@ -11,6 +11,10 @@
 -- the SHA-1 the service stores for each file.
 local cf = require "cloudfetch"
 local codec = require "cloudfetch.b2.codec"
+local errors = require "cloudfetch.errors"
+local options = require "cloudfetch.options"
+local save = require "cloudfetch.save"
+local sched = require "cloudfetch.sched"
 
 local b2 = {}
 
@@ -24,17 +28,14 @@ b2._decode = codec.decode
 
 local is_null = codec.is_null
 
--- The C core (loaded by cloudfetch itself): file names and stat.
+-- The C core (loaded by cloudfetch itself): libcurl's version.
 local core = require "cloudfetch.core"
 
 -- Options stored by b2.authorize and applied to every request of the client.
-local TRANSPORT = cf.TRANSPORT_OPTIONS
+local TRANSPORT = options.TRANSPORT
 
 -- Download options that are this module's own (not passed to cf.open).
 local DOWNLOAD_OWN = { content_disposition = "string", authorization = "string", verify = "boolean" }
-
--- Options of cf.open; in save_by_* every other option goes to d:save.
-local OPEN_OPTS = cf.OPTIONS
 
 -- Which capability a call needs, to explain a 401 unauthorized.
 local CAPABILITY = {
@@ -71,34 +72,21 @@ local function check_string(value, name, level)
   end
 end
 
--- Replaces every known secret in `s` (B2 messages are echoed to the user).
+-- Every secret a message could echo: the key, tokens, a proxy URL that may
+-- carry user:password, and a caller's own token.
+local function secrets_of(state, extra)
+  local list = { state.key, state.transport.proxy, extra }
+  for token in pairs(state.tokens) do list[#list + 1] = token end
+  return list
+end
+
 local function scrub(state, s, extra)
-  if type(s) ~= "string" then return s end
-  local function hide(secret)
-    if type(secret) == "string" and #secret >= 4 then
-      local first, last = s:find(secret, 1, true)
-      while first do
-        s = s:sub(1, first - 1) .. "<secret>" .. s:sub(last + 1)
-        first, last = s:find(secret, first + 8, true)
-      end
-    end
-  end
-  hide(state.key)
-  hide(state.transport.proxy)   -- may carry user:password
-  for token in pairs(state.tokens) do hide(token) end
-  hide(extra)
-  return s
+  return errors.scrub(s, secrets_of(state, extra))
 end
 
 -- Wraps a cf.open / d:json failure with the B2 operation it belongs to.
 local function wrap(state, err, what)
-  if not cf.is_error(err) then
-    return cf.Error.new{ kind = "protocol", message = "b2: " .. what .. ": " .. scrub(state, tostring(err)) }
-  end
-  return cf.Error.new{
-    kind = err.kind, status = err.status, code = err.code, retryable = err.retryable, url = err.url,
-    message = "b2: " .. what .. ": " .. scrub(state, tostring(err.message)),
-  }
+  return errors.wrap(err, "b2: " .. what .. ": ", secrets_of(state))
 end
 
 local function protocol_error(what, message, url)
@@ -146,7 +134,7 @@ local function api_error(client, state, ctx, status, code, message, url)
     kind = (status == 401 or status == 403) and "auth" or "api",
     message = "b2: " .. text .. " (" .. detail .. ")",
     status = status, code = code, url = url,
-    retryable = status == 408 or status == 429 or status >= 500,
+    retryable = errors.retryable_status(status),
   }
 end
 
@@ -219,6 +207,20 @@ local function authorize(client, state)
   return true
 end
 
+-- Authorizes again after `used` (the token a request carried) was refused.
+-- Tasks of one client that hit the expiry together share one
+-- re-authorization: the first does it, the others wait for it, and a task
+-- whose token was already replaced just goes on.
+local function renew(client, state, used)
+  while state.token == used and state.renewing do
+    sched.wait(nil, function() return not state.renewing end)
+  end
+  if state.token ~= used then return true end
+  state.renewing = true
+  local _ <close> = setmetatable({}, { __close = function() state.renewing = false end })
+  return authorize(client, state)
+end
+
 -- Sends one request; on 401 expired_auth_token / bad_auth_token / a 401
 -- without a code it authorizes again with the stored key and retries once.
 -- `url(client)` is asked again after a renewal, since the new authorization
@@ -235,7 +237,8 @@ local function send(client, url, opts, ctx)
   end
   opts.headers = headers
   for attempt = 1, 2 do
-    if not ctx.token and not own_auth then headers.Authorization = state.token end
+    local used = state.token
+    if not ctx.token and not own_auth then headers.Authorization = used end
     if ctx.token then headers.Authorization = ctx.token end
     local d, err = cf.open(url(client), with_transport(state, opts))
     if not d then return nil, wrap(state, err, ctx.what) end
@@ -246,7 +249,7 @@ local function send(client, url, opts, ctx)
     if attempt == 2 or not renewable or ctx.token or own_auth then
       return nil, api_error(client, state, ctx, status, code, message, durl)
     end
-    local ok, aerr = authorize(client, state)
+    local ok, aerr = renew(client, state, used)
     if not ok then return nil, aerr end
   end
 end
@@ -454,33 +457,38 @@ local function describe(d)
   d.content_type = h["content-type"]
 end
 
-local function split_download_opts(opts, level)
-  local own, open = {}, {}
-  if opts == nil then return own, open end
-  check_type(opts, "table", "opts", level + 1)
-  for k, v in pairs(opts) do
-    if DOWNLOAD_OWN[k] then
-      check_type(v, DOWNLOAD_OWN[k], k, level + 1)
-      own[k] = v
-    else
-      open[k] = v
-    end
+-- The checks of open_by_* (save = false) and save_by_* options: cf.open's
+-- and cf.save's, plus this module's own.
+local function check_download_opts(fn, opts, saving)
+  local open, save_opts, own = options.split(fn, opts, DOWNLOAD_OWN)
+  if not saving then
+    local k = next(save_opts)
+    if k then options.misuse(fn, "unknown option '" .. k .. "'") end
   end
-  return own, open
+  options.prepare(fn, "https://b2.invalid/", open) -- raises on misuse
+  return open, save_opts, own
 end
 
-local function open_download(client, url, query, opts, ctx, level)
-  local own, o = split_download_opts(opts, level + 1)
+-- open: cf.open's options (checked); own: this module's.
+local function open_download(client, url, query, open, own, ctx)
+  local o = {}
+  for k, v in pairs(open) do o[k] = v end
   local q = {}
   for k, v in pairs(o.query or {}) do q[k] = v end
   for k, v in pairs(query) do q[k] = v end
   if own.content_disposition then q.b2ContentDisposition = own.content_disposition end
   if next(q) then o.query = q end
+  -- B2's file id tells a resumed body is the same file.
+  local validators = { "x-bz-file-id" }
+  for _, v in ipairs(o.validators or {}) do validators[#validators + 1] = v end
+  o.validators = validators
   ctx.call = "download"
   ctx.token = own.authorization
   local d, err = send(client, url, o, ctx)
   if not d then return nil, err end
   describe(d)
+  d.name_hint = d.file_name or d.file_id
+  d.entity_expect = { sha1 = d.content_sha1, size = d.total }
   local method = (o.method or "GET"):upper()
   if own.verify == false or method == "HEAD" then return d end
   if d.status == 206 then
@@ -510,68 +518,64 @@ local function open_download(client, url, query, opts, ctx, level)
   return d
 end
 
+local function by_id_url(c) return c.download_url .. "/b2api/" .. b2.API_VERSION .. "/b2_download_file_by_id" end
+
 function Client:open_by_id(file_id, opts)
   check_string(file_id, "file_id", 2)
-  local function url(c) return c.download_url .. "/b2api/" .. b2.API_VERSION .. "/b2_download_file_by_id" end
-  return open_download(self, url, { fileId = file_id }, opts, { what = "file " .. file_id }, 2)
+  local open, _, own = options.checked(check_download_opts, "b2: open_by_id", opts, false)
+  return open_download(self, by_id_url, { fileId = file_id }, open, own, { what = "file " .. file_id })
+end
+
+local function by_name_url(bucket, name)
+  local path = "/file/" .. codec.encode_segment(bucket) .. "/" .. codec.encode_name(name)
+  return function(c) return c.download_url .. path end
 end
 
 function Client:open_by_name(bucket, name, opts)
   check_string(bucket, "bucket", 2)
   check_string(name, "name", 2)
-  local path = "/file/" .. codec.encode_segment(bucket) .. "/" .. codec.encode_name(name)
-  local function url(c) return c.download_url .. path end
-  return open_download(self, url, {}, opts, { what = "file " .. bucket .. "/" .. name, name = name }, 2)
+  local open, _, own = options.checked(check_download_opts, "b2: open_by_name", opts, false)
+  return open_download(self, by_name_url(bucket, name), {}, open, own,
+    { what = "file " .. bucket .. "/" .. name, name = name })
 end
 
-local function is_dir(path)
-  return core.stat(path) == "directory"
-end
-
-local function safe_name(name)
-  return core.sanitize_filename(name)
-end
-
--- Where a download lands when `path` is a directory and the answer has no
--- Content-Disposition name: the last segment of the B2 file name, sanitised.
-local function target_path(d, path)
-  if not is_dir(path) or d:filename() then return path end
-  local name = d.file_name and safe_name(d.file_name:match("[^/]*$"))
-  name = name or safe_name(d.file_id or "") or "download"
-  return path:gsub("/+$", "") .. "/" .. name
-end
-
--- Saves an open B2 Download (from open_by_id / open_by_name) like d:save,
--- except that a directory target gets the file's own B2 name when the answer
--- names none.  Returns path, bytes or nil, err.
+-- Saves an open B2 Download (from open_by_id / open_by_name) like d:save:
+-- a directory target gets the file's own B2 name when the answer names
+-- none.  Returns path, bytes or nil, err.
 function b2.save(d, path, opts)
   check_type(d, "table", "download", 2)
   check_string(path, "path", 2)
   if opts ~= nil then check_type(opts, "table", "opts", 2) end
-  return d:save(target_path(d, path), opts)
+  return d:save(path, opts)
 end
 
-local function save(opener, path, opts, level)
-  check_string(path, "path", level + 1)
-  if opts ~= nil then check_type(opts, "table", "opts", level + 1) end
-  local open_opts, save_opts = {}, {}
-  for k, v in pairs(opts or {}) do
-    if OPEN_OPTS[k] or DOWNLOAD_OWN[k] then open_opts[k] = v else save_opts[k] = v end
-  end
-  local d <close>, err = opener(open_opts)
-  if not d then return nil, err end
-  return d:save(target_path(d, path), next(save_opts) and save_opts or nil)
+local function check_save(fn, path, opts)
+  options.check_path(fn, path)
+  local open, save_opts, own = check_download_opts(fn, opts, true)
+  save_opts.auto_parallel = true -- big files in parallel parts, unless parallel says otherwise
+  return open, save_opts, own
 end
 
+-- save_by_id / save_by_name: cf.save's options (overwrite, resume, parallel,
+-- part_size, sync) as well as open_by_*'s.
 function Client:save_by_id(file_id, path, opts)
   check_string(file_id, "file_id", 2)
-  return save(function(o) return self:open_by_id(file_id, o) end, path, opts, 2)
+  local open, save_opts, own = options.checked(check_save, "b2: save_by_id", path, opts)
+  local function opener(o)
+    return open_download(self, by_id_url, { fileId = file_id }, o, own, { what = "file " .. file_id })
+  end
+  return save.run(opener, path, open, save_opts)
 end
 
 function Client:save_by_name(bucket, name, path, opts)
   check_string(bucket, "bucket", 2)
   check_string(name, "name", 2)
-  return save(function(o) return self:open_by_name(bucket, name, o) end, path, opts, 2)
+  local open, save_opts, own = options.checked(check_save, "b2: save_by_name", path, opts)
+  local function opener(o)
+    return open_download(self, by_name_url(bucket, name), {}, o, own,
+      { what = "file " .. bucket .. "/" .. name, name = name })
+  end
+  return save.run(opener, path, open, save_opts)
 end
 
 return b2

@@ -10,8 +10,11 @@
 -- stored file keeps its name and size) the choices are in README.md
 -- (section "Acronis Notary").
 local cf = require "cloudfetch"
-local core = require "cloudfetch.core"
 local cjson = require "cjson.safe"
+local errors = require "cloudfetch.errors"
+local options = require "cloudfetch.options"
+local save = require "cloudfetch.save"
+local sched = require "cloudfetch.sched"
 
 local notary = {}
 
@@ -20,7 +23,7 @@ local DEFAULT_LIFETIME = 2 * 3600 -- Acronis: tokens expire after 2 hours
 local RENEW_MARGIN = 60           -- renew when fewer seconds than this are left
 
 -- Options a client keeps and applies to every request it sends.
-local TRANSPORT = cf.TRANSPORT_OPTIONS
+local TRANSPORT = options.TRANSPORT
 
 -- Credentials and tokens live here, keyed by client, so they never show up
 -- when a client table is printed, dumped or inspected.
@@ -52,30 +55,10 @@ local function strip_slash(url)
   return (url:gsub("/+$", ""))
 end
 
--- Replaces every plain occurrence of `needle` in `s`.
-local function replace_plain(s, needle, replacement)
-  local out, pos = {}, 1
-  while true do
-    local i, j = s:find(needle, pos, true)
-    if not i then break end
-    out[#out + 1] = s:sub(pos, i - 1)
-    out[#out + 1] = replacement
-    pos = j + 1
-  end
-  out[#out + 1] = s:sub(pos)
-  return table.concat(out)
-end
-
 -- A service may echo what it was sent; make sure no secret survives into a message.
 local function scrub(message, s)
   if not s then return message end
-  for _, key in ipairs { "password", "client_secret", "token" } do
-    local secret = s[key]
-    if type(secret) == "string" and secret ~= "" then
-      message = replace_plain(message, secret, "***")
-    end
-  end
-  return message
+  return errors.scrub(message, { s.password, s.client_secret, s.token })
 end
 
 -- `level` is for error(): the user's call site as seen from here.
@@ -192,7 +175,7 @@ local function answer_error(d, ctx)
   local err = cf.Error.new {
     kind = kind, status = status, code = code, url = d.url,
     message = scrub(message, ctx.s),
-    retryable = status == 408 or status == 429 or status >= 500,
+    retryable = errors.retryable_status(status),
   }
   if quota then err.quota = quota end
   return err
@@ -294,24 +277,39 @@ local function due(s)
   return cf.now() >= s.expires_at - margin
 end
 
+-- Takes a new token unless `used` was replaced meanwhile.  Tasks of one
+-- client that need a new token together share one renewal: the first does
+-- it, the others wait for it.
+local function renew_once(self, used)
+  local s = secrets[self]
+  while s.token == used and s.renewing do
+    sched.wait(nil, function() return not s.renewing end)
+  end
+  if s.token ~= used then return true end
+  s.renewing = true
+  local _ <close> = setmetatable({}, { __close = function() s.renewing = false end })
+  return renew(self)
+end
+
 -- Sends one authorized request and returns the Download (any status) or
 -- nil, err.  The token is renewed first when it is about to expire, and once
 -- after a 401, after which the request is sent again.
 local function send(self, method, url, call_opts, extra_headers)
   local s = secrets[self]
   if s.renewable and due(s) then
-    local ok, err = renew(self)
+    local ok, err = renew_once(self, s.token)
     if not ok then return nil, err end
   end
   local renewed_after_401 = false
   while true do
-    local headers = { ["Authorization"] = "Bearer " .. s.token }
+    local used = s.token
+    local headers = { ["Authorization"] = "Bearer " .. used }
     for k, v in pairs(extra_headers or {}) do headers[k] = v end
     local d, err = cf.open(url, open_options(s.transport, call_opts, method, headers))
     if not d then return nil, err end
     if d.status ~= 401 or not s.renewable or renewed_after_401 then return d end
     d:close()
-    local ok, rerr = renew(self)
+    local ok, rerr = renew_once(self, used)
     if not ok then return nil, rerr end
     renewed_after_401 = true
   end
@@ -520,13 +518,19 @@ function Client:file_info(id)
   return f
 end
 
---- A Download of the file's bytes, or nil, err (404: no such file).
--- opts: as cf.open (method and the Authorization header are the module's).
-function Client:open(id, opts)
-  check_id("client:open", id)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("client:open: options must be a table, got " .. type(opts), 2)
+-- The checks of open (saving = false) and save options: cf.open's, and
+-- cf.save's for a save.
+local function check_download_opts(fn, opts, saving)
+  local open, save_opts = options.split(fn, opts)
+  if not saving then
+    local k = next(save_opts)
+    if k then options.misuse(fn, "unknown option '" .. k .. "'") end
   end
+  options.prepare(fn, "https://notary.invalid/", open) -- raises on misuse
+  return open, save_opts
+end
+
+local function open_file(self, id, opts)
   local url = self.base_url .. "/stored-files/" .. cf.urlencode(id) .. "/download"
   local d, err = send(self, "GET", url, opts)
   if not d then return nil, err end
@@ -539,52 +543,44 @@ function Client:open(id, opts)
   return d
 end
 
+--- A Download of the file's bytes, or nil, err (404: no such file).
+-- opts: as cf.open (method and the Authorization header are the module's).
+function Client:open(id, opts)
+  check_id("client:open", id)
+  local open = options.checked(check_download_opts, "client:open", opts, false)
+  return open_file(self, id, open)
+end
 
-local SAVE_OPTIONS = { overwrite = "boolean" }
+local function check_save(fn, path, opts)
+  options.check_path(fn, path)
+  local open, save_opts = check_download_opts(fn, opts, true)
+  save_opts.auto_parallel = true -- big files in parallel parts, unless parallel says otherwise
+  return open, save_opts
+end
 
 --- Downloads a file to `path_or_dir` and verifies its size and SHA-256
 -- against the file info.  In a directory the file is named after the
 -- server's Content-Disposition (else the info's name).  Returns path, bytes
--- or nil, err; nothing is left on disk after a failure.
+-- or nil, err; nothing is left on disk after a failure.  opts: cf.open's
+-- and cf.save's (overwrite, resume, parallel, part_size, sync).
 function Client:save(id, path_or_dir, opts)
   check_id("client:save", id)
-  if type(path_or_dir) ~= "string" or path_or_dir == "" then
-    error("client:save: path must be a non-empty string, got " .. type(path_or_dir), 2)
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("client:save: options must be a table, got " .. type(opts), 2)
-  end
-  local open_opts, save_opts = {}, {}
-  for k, v in pairs(opts or {}) do
-    if SAVE_OPTIONS[k] then
-      check_type("client:save", k, v, SAVE_OPTIONS[k], 3)
-      save_opts[k] = v
-    else
-      open_opts[k] = v
-    end
-  end
+  local open, save_opts = options.checked(check_save, "client:save", path_or_dir, opts)
   local info, err = self:file_info(id)
   if not info then return nil, err end
-  local d
-  d, err = self:open(id, open_opts)
-  if not d then return nil, err end
-  d:expect { size = info.size, sha256 = info.sha256 }
-  local target = path_or_dir
-  if path_or_dir:sub(-1) == "/" or core.stat(path_or_dir) == "directory" then
-    local name = d:filename()
-    if not name then
-      name = (info.name and core.sanitize_filename(info.name)) or core.sanitize_filename(id)
+  local function opener(o)
+    local d, oerr = open_file(self, id, o)
+    if not d then return nil, oerr end
+    d.name_hint = info.name or id
+    d.entity_expect = { size = info.size, sha256 = info.sha256 }
+    if d.status == 200 then
+      d:expect { size = info.size, sha256 = info.sha256 }
+    elseif d.status == 206 and d.range then
+      d:expect { size = d.range.last - d.range.first + 1 }
     end
-    if not name then
-      d:close()
-      return nil, protocol_error("file " .. id .. ": no usable file name", d.url)
-    end
-    target = path_or_dir:gsub("/+$", "") .. "/" .. name
+    return d
   end
-  local path, bytes_or_err = d:save(target, save_opts)
-  d:close()
-  if not path then return nil, bytes_or_err end
-  return path, bytes_or_err
+  return save.run(opener, path_or_dir, open, save_opts)
 end
 
 return notary

@@ -1,0 +1,276 @@
+-- cloudfetch.download: `Download` objects (cf.open's result): headers,
+-- reading the body (chunks, read_chunk, read_all, json), digests and the
+-- integrity check at the end of the body.
+local core = require "cloudfetch.core"
+local cjson = require "cjson"
+local errors = require "cloudfetch.errors"
+local options = require "cloudfetch.options"
+local retry = require "cloudfetch.retry"
+local sched = require "cloudfetch.sched"
+
+local download = {}
+
+local Error = errors.Error
+local clock = sched.clock
+
+local Download = {}
+download.Download = Download
+
+local Download_mt = {
+  __name = "cloudfetch.Download",
+  __index = function(d, k)
+    if k == "received" then return rawget(d, "_t"):received() end
+    return Download[k]
+  end,
+  __close = function(d) d:close() end,
+  __tostring = function(d) return "cloudfetch.Download(" .. d.status .. " " .. tostring(d.url) .. ")" end,
+}
+
+function download.is_download(v)
+  return getmetatable(v) == Download_mt
+end
+
+-- A Download over the transfer t, whose headers are in.
+function download.new(t, p, attempts)
+  local headers = t:headers()
+  local d = setmetatable({
+    _t = t, _p = p, _expect = p.expect, _hashed = p.hashed, _attempts = attempts,
+    status = t:status(),
+    url = errors.safe_url(t:url() or p.url),
+    headers = headers,
+  }, Download_mt)
+  if headers["content-length"] then -- for HEAD: the size the entity would have
+    d.size = core.parse_content_length(headers["content-length"])
+  end
+  if (d.status == 206 or d.status == 416) and headers["content-range"] then
+    local first, last, total = core.parse_content_range(headers["content-range"])
+    if first and d.status == 206 then d.range = { first = first, last = last, total = total } end
+    d.total = total
+  elseif d.status >= 200 and d.status < 300 then
+    d.total = d.size
+  end
+  d._resume = retry.plan(d, p)
+  d._started = core.now()
+  return sched.track(d, "close")
+end
+
+-- cf.open after its arguments were checked (p from options.prepare).
+function download.open(p)
+  local t, err = retry.open(p)
+  if not t then return nil, err end
+  return download.new(t, p, err)
+end
+
+local function check_open(d)
+  if d._closed then error("attempt to use a closed download", 3) end
+  return d._t
+end
+
+function Download:header(name)
+  if type(name) ~= "string" then error("Download:header: name must be a string", 2) end
+  return self.headers[name:lower()]
+end
+
+-- Adds expectations after open, before the body is read.
+function Download:expect(expect)
+  local t = check_open(self)
+  if type(expect) ~= "table" then error("Download:expect: table expected", 2) end
+  local e = options.checked(options.check_expect, "Download:expect", expect)
+  local algs = {}
+  for alg in pairs(options.DIGESTS) do
+    if e[alg] and not self._hashed[alg] then algs[#algs + 1] = alg end
+  end
+  if #algs > 0 then
+    if not t:add_hash(algs) then
+      error("Download:expect: the body has started; ask for hash = { '" .. algs[1] .. "' } in cf.open", 2)
+    end
+    for _, alg in ipairs(algs) do self._hashed[alg] = true end
+  end
+  local merged = {}
+  for k, v in pairs(self._expect) do merged[k] = v end
+  for k, v in pairs(e) do merged[k] = v end
+  self._expect = merged
+  return self
+end
+
+function Download:digest(alg)
+  if not options.DIGESTS[alg] then error("Download:digest: unknown digest '" .. tostring(alg) .. "'", 2) end
+  if not self._hashed[alg] then
+    error("Download:digest: '" .. alg .. "' was not asked for (hash = { '" .. alg .. "' } in cf.open)", 2)
+  end
+  return self._t:digest(alg)
+end
+
+function Download:filename()
+  local cd = self.headers["content-disposition"]
+  return cd and core.disposition_filename(cd) or nil
+end
+
+-- What is wrong with a body of `size` bytes whose digests digest(alg)
+-- gives, against `expect`; nil when nothing.
+function download.integrity_problem(expect, size, digest)
+  if expect.size and size ~= expect.size then
+    return string.format("size mismatch: expected %d bytes, received %d", expect.size, size)
+  end
+  for _, alg in ipairs{ "sha1", "sha256", "md5" } do
+    if expect[alg] then
+      local got = digest(alg)
+      if got ~= expect[alg] then
+        return string.format("%s mismatch: expected %s, received %s", alg, expect[alg], tostring(got))
+      end
+    end
+  end
+  return nil
+end
+
+function download.integrity_error(problem, url)
+  return Error.new{ kind = "integrity", message = problem .. " (" .. tostring(url) .. ")", url = url }
+end
+
+-- Ends d with a transport failure.
+function download.fail(d, kind, message)
+  local err = Error.new{ kind = kind, message = message, url = d.url, retryable = errors.RETRYABLE_KIND[kind] or false }
+  d._ended, d._end_err = true, err
+  return err
+end
+local fail = download.fail
+
+-- The body ended cleanly at the transport level: check expectations once.
+function download.finish(d)
+  if d._ended then return d._end_err end
+  d._ended = true
+  local t = d._t
+  local problem = download.integrity_problem(d._expect, t:received(), function(alg) return t:digest(alg) end)
+  if problem then d._end_err = download.integrity_error(problem, d.url) end
+  return d._end_err
+end
+local finish = download.finish
+
+local function progress(d, n)
+  sched.count(n)
+  local fn = d._p.progress
+  if fn then fn(d._t:received(), d.size) end
+end
+
+-- The next body string without waiting: a string, nil at the clean end,
+-- or false when nothing is there yet (d._op then holds a resume in
+-- progress, when there is one).  Raises a cloudfetch.Error on failure.
+local function poll_chunk(d, size)
+  if d._ended then
+    if d._end_err then error(d._end_err, 0) end
+    return nil
+  end
+  local t = check_open(d)
+  local op = d._op
+  if op then
+    local done, resumed, why = op:poll()
+    if not done then return false end
+    d._op = nil
+    if not resumed then
+      local kind, message = op.kind, op.message
+      if why then message = message .. "; not resumed: " .. why end
+      error(fail(d, kind, message), 0)
+    end
+  end
+  local s, kind, message = t:read(size)
+  if s then
+    progress(d, #s)
+    return s
+  end
+  if s == false then return false end
+  if kind == nil then
+    local err = finish(d)
+    if err then error(err, 0) end
+    return nil
+  end
+  d._op = sched.op(retry.resume, d, kind)
+  d._op.kind, d._op.message = kind, message
+  return poll_chunk(d, size)
+end
+
+-- What poll_chunk waits for.
+local function wait_chunk(d, deadline)
+  if d._op then return d._op:wait(deadline) end
+  return sched.wait(d._t, nil, deadline)
+end
+
+-- Next body string, nil at the clean end; raises a cloudfetch.Error.
+local function next_chunk(d, size)
+  while true do
+    local s = poll_chunk(d, size)
+    if s ~= false then return s end
+    wait_chunk(d)
+  end
+end
+
+function Download:chunks(size)
+  check_open(self)
+  if size ~= nil and (math.type(size) ~= "integer" or size < 1) then
+    error("Download:chunks: size must be a positive integer", 2)
+  end
+  size = size or self._p.chunk_size
+  return function() return next_chunk(self, size) end, nil, nil, self
+end
+
+-- The next body string (at most chunk_size bytes), nil at the clean end,
+-- or false when nothing arrived within `timeout` seconds (default 0: it
+-- never blocks; inside a task it waits by yielding).  Raises on failure.
+function Download:read_chunk(timeout)
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
+    error("Download:read_chunk: timeout must be a non-negative number", 2)
+  end
+  check_open(self)
+  local size = self._p.chunk_size
+  local deadline = clock() + (timeout or 0)
+  while true do
+    local s = poll_chunk(self, size)
+    if s ~= false then return s end
+    -- Run the engine at least once, even with no time to wait.
+    if not wait_chunk(self, deadline) and clock() >= deadline then
+      s = poll_chunk(self, size)
+      return s
+    end
+  end
+end
+
+-- Runs f; a cloudfetch.Error becomes nil, err, anything else (a progress
+-- callback's own error) is raised again unchanged.
+local function catch(f, ...)
+  local ok, a, b = pcall(f, ...)
+  if ok then return a, b end
+  if errors.is_error(a) then return nil, a end
+  error(a, 0)
+end
+
+function Download:read_all()
+  check_open(self)
+  return catch(function()
+    local parts = {}
+    for s in function() return next_chunk(self, 1024 * 1024) end do parts[#parts + 1] = s end
+    return table.concat(parts)
+  end)
+end
+
+function Download:json()
+  local body, err = self:read_all()
+  if not body then return nil, err end
+  local ok, value = pcall(cjson.decode, body)
+  if not ok then
+    return nil, Error.new{ kind = "protocol", status = self.status, url = self.url,
+      message = "invalid JSON from " .. tostring(self.url) .. ": " .. tostring(value) }
+  end
+  return options.normalize_json(value)
+end
+
+function Download:close()
+  if not self._closed then
+    self._closed = true
+    self._t:close()
+    sched.untrack(self)
+  end
+end
+
+download.check_open = check_open
+download.progress = progress
+
+return download

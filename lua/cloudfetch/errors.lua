@@ -1,0 +1,103 @@
+-- cloudfetch.errors: the `cloudfetch.Error` type and what every module needs
+-- to report failures: which failures are worth retrying, URLs and messages
+-- with their secrets removed.
+local errors = {}
+
+local Error = { __name = "cloudfetch.Error" }
+Error.__index = Error
+Error.__tostring = function(e) return e.kind .. ": " .. e.message end
+
+local KINDS = {
+  network = true, timeout = true, tls = true, http = true, api = true, auth = true,
+  integrity = true, io = true, protocol = true, canceled = true,
+}
+
+-- Error.new{ kind=, message=, status=, code=, retryable=, url= }
+function Error.new(t)
+  assert(type(t) == "table", "cloudfetch.Error.new: table expected")
+  assert(KINDS[t.kind], "cloudfetch.Error.new: unknown kind " .. tostring(t.kind))
+  return setmetatable({
+    kind = t.kind,
+    message = tostring(t.message or t.kind),
+    status = t.status,
+    code = t.code,
+    retryable = t.retryable or false,
+    url = t.url,
+  }, Error)
+end
+
+errors.Error = Error
+
+function errors.is_error(v)
+  return getmetatable(v) == Error
+end
+
+-- Transport failures worth another attempt.  A host name that does not
+-- resolve will not resolve a second later; a refused connection may (a
+-- server restarting), so it gets a few quick attempts only.
+errors.RETRYABLE_KIND = { network = true, timeout = true }
+
+-- HTTP answers worth another attempt (B2 and Acronis document the same set).
+errors.RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
+
+function errors.retryable_status(status)
+  return errors.RETRY_STATUS[status] == true
+end
+
+function errors.canceled(message)
+  return Error.new{ kind = "canceled", message = message or "the task was canceled" }
+end
+
+local SECRET_PARAMS = { authorization = true, token = true, access_token = true, password = true,
+  key = true, client_secret = true, signature = true }
+
+-- A URL fit for messages: no user:password@, no secret query values.
+function errors.safe_url(url)
+  if not url then return nil end
+  url = url:gsub("^(%a[%w+.-]*://)[^/?#@]*@", "%1")
+  return (url:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, name, value)
+    if SECRET_PARAMS[name:lower()] then value = "REDACTED" end
+    return sep .. name .. "=" .. value
+  end))
+end
+
+errors.SECRET_MARK = "<secret>"
+
+-- `s` with every occurrence of each secret (a list or set of strings, at
+-- least 4 bytes long) replaced by <secret>: services echo what they were
+-- sent, and their messages reach users.
+function errors.scrub(s, secrets)
+  if type(s) ~= "string" then return s end
+  for k, v in pairs(secrets) do
+    local secret = type(k) == "string" and v == true and k or v
+    if type(secret) == "string" and #secret >= 4 then
+      local parts, pos = {}, 1
+      while true do
+        local i, j = s:find(secret, pos, true)
+        if not i then break end
+        parts[#parts + 1] = s:sub(pos, i - 1)
+        parts[#parts + 1] = errors.SECRET_MARK
+        pos = j + 1
+      end
+      if pos > 1 then
+        parts[#parts + 1] = s:sub(pos)
+        s = table.concat(parts)
+      end
+    end
+  end
+  return s
+end
+
+-- The same error with its message prefixed (`what` says which operation)
+-- and scrubbed; anything not a cloudfetch.Error becomes a protocol error.
+function errors.wrap(err, prefix, secrets)
+  if not errors.is_error(err) then
+    return Error.new{ kind = "protocol", message = prefix .. errors.scrub(tostring(err), secrets or {}) }
+  end
+  return Error.new{
+    kind = err.kind, status = err.status, code = err.code, retryable = err.retryable, url = err.url,
+    message = prefix .. errors.scrub(tostring(err.message), secrets or {}),
+  }
+end
+
+return errors

@@ -1,0 +1,68 @@
+/*
+ * Private to the engine (session.c, transfer.c, commit.c): the session and
+ * transfer structures.  Nothing outside the core includes this.
+ */
+#ifndef CLOUDFETCH_ENGINE_H
+#define CLOUDFETCH_ENGINE_H
+
+#include "cloudfetch.h"
+
+#include <curl/curl.h>
+
+#define CF_EASY_POOL 32 /* idle easy handles kept for reuse */
+
+struct cf_transfer {
+    cf_session *session;
+    cf_transfer *prev, *next;  /* the session's list of transfers in its multi handle */
+    CURL *easy;                /* NULL once detached */
+    struct curl_slist *req_headers;
+    cf_headers headers;
+    cf_digests *digests;
+    char *buf;                 /* unread body bytes are buf[rpos, wpos) */
+    size_t cap, rpos, wpos;
+    int64_t received;
+    int64_t accepted;          /* bytes taken (network and prefeed), all hashed */
+    int64_t net_bytes;         /* body bytes that came from the network */
+    int in_multi;
+    int released;              /* the consumer asked for the body */
+    int body_seen;             /* the write callback was called at least once */
+    int paused;                /* we paused it: buffer full, or body not yet asked for */
+    int done;                  /* curl reported the transfer finished */
+    int follow;
+    long stall_ms;             /* 0: no stall timeout */
+    long last_activity;        /* monotonic ms of the last byte, or of a (re)start or unpause */
+    CURLcode result;
+    cf_kind kind;
+    char message[CF_ERRLEN];
+    char curl_error[CURL_ERROR_SIZE];
+    char *url;                 /* effective URL */
+};
+
+struct cf_session {
+    CURLM *multi;
+    int epfd;                  /* the transfers' sockets, and the commit workers' eventfd */
+    int wakefd;                /* eventfd written by commit workers */
+    long timer_due;            /* monotonic ms when curl wants its timeout action; -1 none */
+    cf_transfer *transfers;    /* in the multi handle (stall clocks) */
+    CURL *pool[CF_EASY_POOL];  /* reset easy handles ready for reuse */
+    int npool;
+    struct cf_workers *workers; /* commit.c; NULL until the first background commit */
+    int refs;                  /* transfers and commits that point here */
+    int closed;                /* cf_session_free ran; freed when refs drops to 0 */
+};
+
+/* A transfer or commit job let go of the session (frees it once closed). */
+void cf_session_unref(cf_session *s);
+
+long cf_now_ms(void);
+/* transfer.c: curl reported the transfer finished (from cf_session_run). */
+void cf_transfer_finished(cf_transfer *t, CURLcode result);
+/* transfer.c: ms left on t's stall clock at `now` (0: ran out), -1 when no
+ * clock runs (no stall timeout, paused by us, ended). */
+long cf_transfer_stall_left(const cf_transfer *t, long now);
+/* transfer.c: fails t when its stall clock ran out. */
+void cf_transfer_check_stall(cf_transfer *t, long now);
+/* commit.c: stops and joins the workers (from cf_session_free). */
+void cf_workers_free(struct cf_workers *w);
+
+#endif
