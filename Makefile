@@ -26,7 +26,7 @@ CTEST    = build/test_core
 
 LUA_ENV = LUA_PATH="./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;" LUA_CPATH="./?.so;;"
 
-.PHONY: all deps build test test-valgrind lint demo bench-core bench-b2 clean install
+.PHONY: all deps build test test-valgrind lint demo bench-core bench-b2 bench-concurrency clean install
 
 all: build
 build: $(MODULE)
@@ -66,6 +66,11 @@ bench-core: deps
 bench-b2: deps
 	@$(MAKE) --no-print-directory build
 	@LUA_PATH="./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;" LUA_CPATH="./?.so;;" $(LUA) bench/b2.lua
+
+# Many small files and one big file over N connections, against curl and aria2c.
+bench-concurrency: deps
+	@$(MAKE) --no-print-directory build
+	@LUA_PATH="./lua/?.lua;./lua/?/init.lua;./?.lua;;" LUA_CPATH="./?.so;;" $(LUA) bench/concurrency.lua
 
 install: build
 	install -d $(DESTDIR)$(LUA_CMODULE_DIR)/cloudfetch $(DESTDIR)$(LUA_MODULE_DIR)/cloudfetch/b2

@@ -118,6 +118,20 @@ function fx.count(server, key)
   return math.tointeger(v.count), math.tointeger(v.sent)
 end
 
+-- The server's whole record of key=K: count, sent, inflight, max_inflight.
+function fx.count_info(server, key)
+  return curl_json(server.url .. "/count?key=" .. key, server.info.ca_file)
+end
+
+-- Files in dir that are not whole downloads: temporary and part files.
+function fx.leftovers(dir)
+  local out = {}
+  for _, name in ipairs(fx.list(dir)) do
+    if name:match("^%.cloudfetch%-") or name:match("%.part$") then out[#out + 1] = name end
+  end
+  return out
+end
+
 local key_seq = 0
 -- A key no other spec uses, for the server's per-key fault counters.
 function fx.key()

@@ -36,7 +36,8 @@ Other endpoints:
   /status/CODE?body=&ct=&retry_after=   any status, body (default JSON)
   /flaky?key=&fail=N&status=503&retry_after=   N failures per key, then a body
   /count?key=K        {"count": requests seen with key K, "sent": body bytes sent
-                       by the last of them (so far)}
+                       by the last of them (so far), "inflight": requests with
+                       key K being answered now, "max_inflight": the most at once}
   /meta?n=&seed=&first=&last=&gzip=1  {"size","sha1","sha256","md5"}
   /echo               JSON of the request: method, path, query, headers, body
   /redirect?to=URL&code=302    /hops?n=K (K redirects, then 200 "done")
@@ -104,6 +105,8 @@ class State:
         self.lock = threading.Lock()
         self.counts = {}
         self.sent = {}
+        self.inflight = {}
+        self.max_inflight = {}
         self.conn_ids = 0
 
     def hit(self, key):
@@ -112,13 +115,24 @@ class State:
             self.sent[key] = 0
             return self.counts[key]
 
+    def enter(self, key):
+        with self.lock:
+            n = self.inflight.get(key, 0) + 1
+            self.inflight[key] = n
+            self.max_inflight[key] = max(n, self.max_inflight.get(key, 0))
+
+    def leave(self, key):
+        with self.lock:
+            self.inflight[key] = self.inflight.get(key, 1) - 1
+
     def add_sent(self, key, n):
         with self.lock:
             self.sent[key] = self.sent.get(key, 0) + n
 
     def get(self, key):
         with self.lock:
-            return self.counts.get(key, 0), self.sent.get(key, 0)
+            return {"count": self.counts.get(key, 0), "sent": self.sent.get(key, 0),
+                    "inflight": self.inflight.get(key, 0), "max_inflight": self.max_inflight.get(key, 0)}
 
     def next_conn(self):
         with self.lock:
@@ -219,8 +233,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self):
         self.conn_requests += 1
+        self.entered = None
+        try:
+            self.route_request()
+        finally:
+            if self.entered:
+                STATE.leave(self.entered)
+
+    def route_request(self):
+        self.entered = None
         try:
             self.parse()
+            if self.key:
+                STATE.enter(self.key)
+                self.entered = self.key
             route = self.route
             if route == "/bytes" or route.startswith("/file/"):
                 self.serve_body()
@@ -246,8 +272,7 @@ class Handler(BaseHTTPRequestHandler):
             elif route == "/flaky":
                 self.serve_flaky()
             elif route == "/count":
-                count, sent = STATE.get(self.q.get("key", ""))
-                self.send_json(200, {"count": count, "sent": sent})
+                self.send_json(200, STATE.get(self.q.get("key", "")))
             elif route == "/meta":
                 self.serve_meta()
             elif route == "/echo":
