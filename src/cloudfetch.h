@@ -113,6 +113,11 @@ long cf_session_timeout(cf_session *s);
  * libcurl act on what is ready, collects finished transfers and fails
  * stalled ones.  Returns 0, or -1 if the engine itself broke. */
 int cf_session_run(cf_session *s, long timeout_ms);
+/* Ids (cf_transfer_id) of transfers that had news (headers, body bytes,
+ * their end or failure) since the last call, at most max of them; returns
+ * how many.  A scheduler wakes exactly the tasks waiting on these instead
+ * of asking every transfer. */
+size_t cf_session_take_ready(cf_session *s, int64_t *ids, size_t max);
 
 /* ---- transfer.c: one HTTP(S) request and its body ------------------------ */
 
@@ -154,6 +159,7 @@ int cf_transfers_wait(cf_session *s, cf_transfer *const *ts, size_t n, long time
 cf_transfer *cf_transfer_open(cf_session *s, const cf_request *req);
 /* Non-zero kind when the transfer failed; the message is kept. */
 cf_kind cf_transfer_failed(const cf_transfer *t, const char **message);
+int64_t cf_transfer_id(const cf_transfer *t);
 const cf_headers *cf_transfer_headers(const cf_transfer *t);
 const char *cf_transfer_url(const cf_transfer *t); /* effective URL or NULL */
 /* Adds digests; only before the first body byte was taken. 0 / -1 */

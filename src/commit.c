@@ -120,7 +120,7 @@ void cf_workers_free(struct cf_workers *w)
     free(w);
 }
 
-cf_commit *cf_commit_start(cf_session *s, cf_tmpfile *f, const char *target, int overwrite, int sync)
+static cf_commit *new_job(const char *target, int overwrite, int sync)
 {
     cf_commit *c = calloc(1, sizeof *c);
     if (!c)
@@ -130,14 +130,17 @@ cf_commit *cf_commit_start(cf_session *s, cf_tmpfile *f, const char *target, int
         free(c);
         return NULL;
     }
-    c->file = *f; /* taken over: the caller's handle no longer owns it */
-    f->fd = -1;
-    f->path = NULL;
+    c->file.fd = -1;
     c->overwrite = overwrite;
     c->sync = sync;
     atomic_init(&c->refs, 2);
     atomic_init(&c->state, QUEUED);
     atomic_init(&c->canceled, 0);
+    return c;
+}
+
+static cf_commit *submit(cf_session *s, cf_commit *c)
+{
     if (s->closed || (!s->workers && !(s->workers = workers_new(s->wakefd)))) {
         /* No thread to hand it to: do it here. */
         run_job(c);
@@ -155,6 +158,17 @@ cf_commit *cf_commit_start(cf_session *s, cf_tmpfile *f, const char *target, int
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return c;
+}
+
+cf_commit *cf_commit_start(cf_session *s, cf_tmpfile *f, const char *target, int overwrite, int sync)
+{
+    cf_commit *c = new_job(target, overwrite, sync);
+    if (!c)
+        return NULL;
+    c->file = *f; /* taken over: the caller's handle no longer owns it */
+    f->fd = -1;
+    f->path = NULL;
+    return submit(s, c);
 }
 
 int cf_commit_done(cf_commit *c)

@@ -9,17 +9,24 @@
 
 #include <curl/curl.h>
 
-#define CF_EASY_POOL 32 /* idle easy handles kept for reuse */
+#define CF_EASY_POOL 32               /* idle easy handles kept for reuse */
+#define CF_BUF_POOL 32                /* body buffers kept for reuse ... */
+#define CF_BUF_POOL_BYTES (4 << 20)   /* ... holding at most this much memory */
 
 struct cf_transfer {
     cf_session *session;
     cf_transfer *prev, *next;  /* the session's list of transfers in its multi handle */
+    int64_t id;                /* unique in the session, for cf_session_take_ready */
+    size_t ready_index;        /* where it is in the session's ready list ... */
+    int in_ready;              /* ... when it is there */
     CURL *easy;                /* NULL once detached */
     struct curl_slist *req_headers;
     cf_headers headers;
     cf_digests *digests;
-    char *buf;                 /* unread body bytes are buf[rpos, wpos) */
+    char *buf;                 /* unread body bytes are buf[rpos, wpos); allocated on the first byte */
     size_t cap, rpos, wpos;
+    size_t limit;              /* buffer_size: cap grows up to it, as the body needs */
+    int closed;                /* cf_transfer_close ran */
     int64_t received;
     int64_t accepted;          /* bytes taken (network and prefeed), all hashed */
     int64_t net_bytes;         /* body bytes that came from the network */
@@ -46,7 +53,16 @@ struct cf_session {
     cf_transfer *transfers;    /* in the multi handle (stall clocks) */
     CURL *pool[CF_EASY_POOL];  /* reset easy handles ready for reuse */
     int npool;
+    /* Body buffers of finished transfers: many small downloads would
+     * otherwise make glibc trim and regrow the heap for every one. */
+    char *bufs[CF_BUF_POOL];
+    size_t bufcaps[CF_BUF_POOL];
+    int nbufs;
+    size_t buf_bytes;
     struct cf_workers *workers; /* commit.c; NULL until the first background commit */
+    cf_transfer **ready;       /* transfers with news since the last cf_session_take_ready */
+    size_t nready, capready;
+    int64_t next_id;
     int refs;                  /* transfers and commits that point here */
     int closed;                /* cf_session_free ran; freed when refs drops to 0 */
 };
@@ -55,6 +71,10 @@ struct cf_session {
 void cf_session_unref(cf_session *s);
 
 long cf_now_ms(void);
+/* session.c: t has news for whoever waits on it (headers, bytes, its end). */
+void cf_session_notify(cf_session *s, cf_transfer *t);
+/* session.c: t goes away: out of the ready list. */
+void cf_session_forget(cf_session *s, cf_transfer *t);
 /* transfer.c: curl reported the transfer finished (from cf_session_run). */
 void cf_transfer_finished(cf_transfer *t, CURLcode result);
 /* transfer.c: ms left on t's stall clock at `now` (0: ran out), -1 when no

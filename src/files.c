@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ENTITY_XATTR "user.cloudfetch.entity"
@@ -34,18 +36,24 @@ static char *dir_of(const char *path)
     return strndup(path, (size_t)(slash - path));
 }
 
-/* The process's umask, read once: reading it means setting it, which is
- * not atomic between threads, so it happens only on the first save. */
-static mode_t current_umask(void)
+/* Six characters for a temporary file's name: a per-thread generator seeded
+ * once from the kernel, so creating a file costs one open() (mkstemp would
+ * also need an fchmod, since it makes files 0600). */
+static void random_name(char out[6])
 {
-    static mode_t mask = 0;
-    static int known = 0;
-    if (!known) {
-        mask = umask(0);
-        umask(mask);
-        known = 1;
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static _Thread_local uint64_t state;
+    if (!state) {
+        if (getrandom(&state, sizeof state, 0) != (ssize_t)sizeof state)
+            state = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+        state |= 1;
     }
-    return mask;
+    for (int i = 0; i < 6; i++) {
+        state ^= state << 13; /* xorshift64 */
+        state ^= state >> 7;
+        state ^= state << 17;
+        out[i] = chars[state % (sizeof chars - 1)];
+    }
 }
 
 int cf_tmpfile_create(cf_tmpfile *f, const char *target, char *err, size_t errlen)
@@ -64,19 +72,19 @@ int cf_tmpfile_create(cf_tmpfile *f, const char *target, char *err, size_t errle
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    snprintf(path, n, "%s/.cloudfetch-XXXXXX.tmp", dir);
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 100; tries++) {
+        char name[6];
+        random_name(name);
+        snprintf(path, n, "%s/.cloudfetch-%.6s.tmp", dir, name);
+        /* 0666 & ~umask, as any new file gets */
+        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
     free(dir);
-    int fd = mkostemps(path, 4, O_CLOEXEC);
     if (fd < 0) {
         set_err(err, errlen, "cannot create a temporary file beside", target);
-        free(path);
-        return -1;
-    }
-    /* mkstemp makes 0600; the saved file gets the usual 0666 & ~umask. */
-    if (fchmod(fd, 0666 & ~current_umask()) != 0) {
-        set_err(err, errlen, "cannot set the mode of", path);
-        close(fd);
-        unlink(path);
         free(path);
         return -1;
     }

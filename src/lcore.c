@@ -147,15 +147,30 @@ void *lcf_new_object(lua_State *L, size_t size, const char *mt, int nuv)
 
 /* ---- the engine, for groups and host loops ---------------------------------- */
 
-/* core.run(timeout) -> nothing: waits at most timeout seconds (0: not at
- * all; nil: until something happens) for I/O or a timer and acts on it. */
+/* core.run(timeout [, ready]) -> n: waits at most timeout seconds (0: not
+ * at all; nil: until something happens) for I/O or a timer and acts on it.
+ * With a table `ready`, stores in ready[1..n] the ids of the transfers that
+ * had news since the last such call (see cf_session_take_ready). */
 static int l_run(lua_State *L)
 {
     double timeout = luaL_optnumber(L, 1, -1);
     long ms = timeout < 0 ? -1 : timeout > 1e7 ? (long)1e10 : (long)ceil(timeout * 1000);
-    if (cf_session_run(lcf_session(L), ms) != 0)
+    cf_session *s = lcf_session(L);
+    if (cf_session_run(s, ms) != 0)
         return luaL_error(L, "cloudfetch: the event engine failed");
-    return 0;
+    lua_Integer n = 0;
+    if (lua_istable(L, 2)) {
+        int64_t ids[64];
+        size_t k;
+        while ((k = cf_session_take_ready(s, ids, 64)) > 0) {
+            for (size_t i = 0; i < k; i++) {
+                lua_pushinteger(L, (lua_Integer)ids[i]);
+                lua_rawseti(L, 2, ++n);
+            }
+        }
+    }
+    lua_pushinteger(L, n);
+    return 1;
 }
 
 static int l_pollfd(lua_State *L)

@@ -181,6 +181,12 @@ static int t_headers(lua_State *L)
     return 1;
 }
 
+static int t_id(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)cf_transfer_id(any_transfer(L, 1)));
+    return 1;
+}
+
 static int t_ready(lua_State *L)
 {
     lua_pushboolean(L, cf_transfer_ready(any_transfer(L, 1)));
@@ -340,6 +346,7 @@ void lcf_open_transfer(lua_State *L, int session)
     static const luaL_Reg methods[] = {
         {"status", t_status},     {"url", t_url},         {"headers", t_headers},
         {"ready", t_ready},       {"add_hash", t_add_hash}, {"read", t_read},
+        {"id", t_id},
         {"pump", t_pump},         {"resume", t_resume},   {"prefeed", t_prefeed},
         {"accepted", t_accepted}, {"received", t_received}, {"net_bytes", t_net_bytes},
         {"digest", t_digest},     {"failure", t_failure}, {"close", t_close},

@@ -108,6 +108,9 @@ void cf_session_free(cf_session *s)
     for (int i = 0; i < s->npool; i++)
         curl_easy_cleanup(s->pool[i]);
     s->npool = 0;
+    for (int i = 0; i < s->nbufs; i++)
+        free(s->bufs[i]);
+    s->nbufs = 0;
     if (s->multi)
         curl_multi_cleanup(s->multi);
     s->multi = NULL;
@@ -116,14 +119,56 @@ void cf_session_free(cf_session *s)
     if (s->wakefd >= 0)
         close(s->wakefd);
     s->epfd = s->wakefd = -1;
-    if (s->refs == 0)
+    if (s->refs == 0) {
+        free(s->ready);
         free(s);
+    }
 }
 
 void cf_session_unref(cf_session *s)
 {
-    if (--s->refs == 0 && s->closed)
+    if (--s->refs == 0 && s->closed) {
+        free(s->ready);
         free(s);
+    }
+}
+
+void cf_session_notify(cf_session *s, cf_transfer *t)
+{
+    if (t->in_ready || s->closed)
+        return;
+    if (s->nready == s->capready) {
+        size_t cap = s->capready ? 2 * s->capready : 64;
+        cf_transfer **grown = realloc(s->ready, cap * sizeof *grown);
+        if (!grown)
+            return; /* the waiter will find out at its next look */
+        s->ready = grown;
+        s->capready = cap;
+    }
+    t->ready_index = s->nready;
+    t->in_ready = 1;
+    s->ready[s->nready++] = t;
+}
+
+void cf_session_forget(cf_session *s, cf_transfer *t)
+{
+    if (!t->in_ready)
+        return;
+    cf_transfer *last = s->ready[--s->nready];
+    s->ready[t->ready_index] = last;
+    last->ready_index = t->ready_index;
+    t->in_ready = 0;
+}
+
+size_t cf_session_take_ready(cf_session *s, int64_t *ids, size_t max)
+{
+    size_t n = 0;
+    while (n < max && s->nready > 0) {
+        cf_transfer *t = s->ready[--s->nready];
+        t->in_ready = 0;
+        ids[n++] = t->id;
+    }
+    return n;
 }
 
 int cf_session_fd(const cf_session *s)

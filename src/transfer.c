@@ -13,6 +13,7 @@
 #include <string.h>
 
 #define RECV_BUFFER (256L * 1024) /* CURLOPT_BUFFERSIZE: fast hashing in the write path */
+#define BUFFER_START (64 * 1024)  /* the body buffer's first size; it grows up to buffer_size */
 
 const char *cf_kind_name(cf_kind k)
 {
@@ -95,7 +96,59 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
         fail(t, CF_EPROTOCOL, "malformed response header");
         return 0;
     }
+    if (t->headers.complete)
+        cf_session_notify(t->session, t);
     return len;
+}
+
+/* A body buffer from the session's pool (the last one returned), if any. */
+static void take_buffer(cf_transfer *t)
+{
+    cf_session *s = t->session;
+    if (s->nbufs == 0)
+        return;
+    s->nbufs--;
+    t->buf = s->bufs[s->nbufs];
+    t->cap = s->bufcaps[s->nbufs];
+    s->buf_bytes -= t->cap;
+}
+
+static void give_buffer(cf_transfer *t)
+{
+    cf_session *s = t->session;
+    if (t->buf && !s->closed && s->nbufs < CF_BUF_POOL && s->buf_bytes + t->cap <= CF_BUF_POOL_BYTES) {
+        s->bufs[s->nbufs] = t->buf;
+        s->bufcaps[s->nbufs] = t->cap;
+        s->nbufs++;
+        s->buf_bytes += t->cap;
+    } else {
+        free(t->buf);
+    }
+    t->buf = NULL;
+    t->cap = t->rpos = t->wpos = 0;
+}
+
+/* Room for `need` bytes: a buffer from the session's pool, grown as the
+ * body needs (doubling from BUFFER_START up to buffer_size; one write
+ * larger than that is held anyway), so a small body never costs a big
+ * allocation. */
+static int grow(cf_transfer *t, size_t need)
+{
+    if (!t->buf)
+        take_buffer(t);
+    if (t->cap >= need)
+        return 0;
+    size_t cap = t->cap ? 2 * t->cap : BUFFER_START;
+    if (cap > t->limit)
+        cap = t->limit;
+    if (cap < need)
+        cap = need;
+    char *p = realloc(t->buf, cap);
+    if (!p)
+        return -1;
+    t->buf = p;
+    t->cap = cap;
+    return 0;
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
@@ -104,6 +157,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     size_t len = size * n;
     t->body_seen = 1;
     t->last_activity = cf_now_ms();
+    cf_session_notify(t->session, t);
     if (!t->released || len == 0) {
         /* Nothing is taken (or hashed) before the consumer asks: the caller
          * may still add digests after the headers arrived. */
@@ -119,18 +173,15 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
             t->rpos = 0;
         }
         if (t->cap - t->wpos < len) {
-            if (t->wpos > 0) {
+            size_t need = t->wpos + len;
+            if (need > t->limit && t->wpos > 0) {
                 t->paused = 1; /* full: resume once the consumer drained it */
                 return CURL_WRITEFUNC_PAUSE;
             }
-            /* One write larger than the whole buffer: hold it anyway. */
-            char *grown = realloc(t->buf, len);
-            if (!grown) {
+            if (grow(t, need) != 0) {
                 fail(t, CF_ENOMEM, "out of memory");
                 return 0;
             }
-            t->buf = grown;
-            t->cap = len;
         }
     }
     if (t->digests && cf_digests_update(t->digests, data, len) != 0) {
@@ -193,6 +244,7 @@ static void detach(cf_transfer *t)
 
 void cf_transfer_finished(cf_transfer *t, CURLcode result)
 {
+    cf_session_notify(t->session, t);
     t->done = 1;
     t->result = result;
     if (result != CURLE_OK)
@@ -215,6 +267,7 @@ void cf_transfer_check_stall(cf_transfer *t, long now)
     char msg[96];
     snprintf(msg, sizeof msg, "no data received for %.1f s (stall_timeout)", t->stall_ms / 1000.0);
     fail(t, CF_ETIMEOUT, msg);
+    cf_session_notify(t->session, t);
     detach(t);
 }
 
@@ -372,11 +425,11 @@ cf_transfer *cf_transfer_start(cf_session *s, const cf_request *req)
     if (!t)
         return NULL;
     t->session = s;
+    t->id = ++s->next_id;
     s->refs++;
     cf_headers_init(&t->headers);
-    t->cap = req->buffer_size < CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE : req->buffer_size;
-    t->buf = malloc(t->cap);
-    if (!t->buf || (req->hash_mask && !(t->digests = cf_digests_new(req->hash_mask)))) {
+    t->limit = req->buffer_size < CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE : req->buffer_size;
+    if (req->hash_mask && !(t->digests = cf_digests_new(req->hash_mask))) {
         cf_transfer_free(t);
         return NULL;
     }
@@ -417,7 +470,7 @@ cf_transfer *cf_transfer_open(cf_session *s, const cf_request *req)
 
 int cf_transfer_resume(cf_transfer *t, const cf_request *req)
 {
-    if (!t->buf)
+    if (t->closed)
         return -1; /* closed by the caller */
     detach(t);
     cf_headers_free(&t->headers);
@@ -439,6 +492,11 @@ int64_t cf_transfer_accepted(const cf_transfer *t)
 int64_t cf_transfer_net_bytes(const cf_transfer *t)
 {
     return t->net_bytes;
+}
+
+int64_t cf_transfer_id(const cf_transfer *t)
+{
+    return t->id;
 }
 
 cf_kind cf_transfer_failed(const cf_transfer *t, const char **message)
@@ -487,7 +545,7 @@ long cf_transfer_peek(cf_transfer *t, const char **data)
             return -1;
         if (t->done)
             return 0;
-        if (!t->easy || !t->buf) {
+        if (!t->easy || t->closed) {
             fail(t, CF_ECANCELED, "the download was closed");
             return -1;
         }
@@ -553,9 +611,8 @@ void cf_transfer_close(cf_transfer *t)
     if (t->easy && !t->done && !t->kind)
         fail(t, CF_ECANCELED, "the download was closed");
     detach(t);
-    free(t->buf);
-    t->buf = NULL;
-    t->cap = t->rpos = t->wpos = 0;
+    give_buffer(t);
+    t->closed = 1;
 }
 
 void cf_transfer_free(cf_transfer *t)
@@ -566,6 +623,7 @@ void cf_transfer_free(cf_transfer *t)
     cf_headers_free(&t->headers);
     cf_digests_free(t->digests);
     free(t->url);
+    cf_session_forget(t->session, t);
     cf_session_unref(t->session);
     free(t);
 }

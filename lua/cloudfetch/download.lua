@@ -33,8 +33,10 @@ end
 -- A Download over the transfer t, whose headers are in.
 function download.new(t, p, attempts)
   local headers = t:headers()
+  local hashed = {}
+  for alg in pairs(p.hashed) do hashed[alg] = true end
   local d = setmetatable({
-    _t = t, _p = p, _expect = p.expect, _hashed = p.hashed, _attempts = attempts,
+    _t = t, _p = p, _expect = p.expect, _hashed = hashed, _attempts = attempts,
     status = t:status(),
     url = errors.safe_url(t:url() or p.url),
     headers = headers,
@@ -140,7 +142,7 @@ function download.finish(d)
   if d._ended then return d._end_err end
   d._ended = true
   local t = d._t
-  local problem = download.integrity_problem(d._expect, t:received(), function(alg) return t:digest(alg) end)
+  local problem = download.integrity_problem(d._expect, t:accepted(), function(alg) return t:digest(alg) end)
   if problem then d._end_err = download.integrity_error(problem, d.url) end
   return d._end_err
 end

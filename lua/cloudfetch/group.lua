@@ -33,6 +33,8 @@ function group.new(opts)
     next_start = 1,     -- the next queued task to start, in spawn order
     active = {},        -- running tasks (a set)
     nactive = 0,
+    runq = {},          -- woken tasks (sched.wake), in order
+    polled = {},        -- waiting tasks with a predicate or a deadline (a set): asked each round
     done = 0, failed = 0, bytes = 0,
     parent = parent,    -- the task this group was made in: its bytes count there too
     stepping = 0,       -- which step (or round) this is, so a task runs once per step
@@ -89,7 +91,14 @@ function Group:_record(task, results)
   if failed(results) then self.failed = self.failed + 1 end
 end
 
+-- Takes a task out of every waiting list.
+function Group:_unwait(task)
+  sched.delist(task)
+  self.polled[task] = nil
+end
+
 function Group:_finish(task, results, raised)
+  self:_unwait(task)
   self.active[task] = nil
   self.nactive = self.nactive - 1
   task.state = "done"
@@ -108,6 +117,7 @@ function Group:_cancel_running(task)
     task.cancel_pending = true -- it is running now (it canceled itself): end it when it yields
     return
   end
+  self:_unwait(task)
   self.active[task] = nil
   self.nactive = self.nactive - 1
   task.state = "canceled"
@@ -121,6 +131,7 @@ end
 -- start) and files what it did: yielded to wait, ended, or raised.
 function Group:_resume(task, ...)
   task.stepped = self.stepping
+  self:_unwait(task)
   local r = table.pack(coroutine.resume(task.co, ...))
   if not r[1] then
     self:_finish(task, { nil, r[2], n = 2 }, true)
@@ -129,9 +140,12 @@ function Group:_resume(task, ...)
   elseif task.cancel_pending then
     self:_cancel_running(task)
   elseif r[2] == WAIT then
-    task.ts, task.wait_fn, task.deadline = r[3], r[4], r[5]
+    local ts, fn, deadline = r[3], r[4], r[5]
+    sched.enlist(task, ts, fn, deadline)
+    if fn or deadline then self.polled[task] = true end
   else
-    task.ts, task.wait_fn, task.deadline = nil, nil, 0 -- a plain yield: runnable again
+    sched.enlist(task, nil, nil, 0) -- a plain yield: runnable again (next round)
+    self.polled[task] = true
   end
 end
 
@@ -156,6 +170,7 @@ end
 function Group:_run_ready()
   self.stepping = self.stepping + 1
   local step = self.stepping
+  local later, polled = {}, {}
   repeat
     local progressed = false
     while self:_startable() do
@@ -166,24 +181,49 @@ function Group:_run_ready()
         progressed = true
       end
     end
-    local now = clock()
-    for task in pairs(self.active) do
-      if task.stepped ~= step and task.state == "running" then
-        local r = sched.check(task.ts, task.wait_fn, task.deadline, now)
-        if r ~= nil then
-          self:_resume(task, r)
-          progressed = true
+    -- Woken tasks, in the order they were woken.
+    local q = self.runq
+    if #q > 0 then
+      self.runq = {}
+      for i = 1, #q do
+        local task = q[i]
+        if task.state == "running" and task.woken then
+          if task.stepped == step then
+            later[#later + 1] = task -- it ran in this step already: the next one
+          else
+            self:_resume(task, true)
+            progressed = true
+          end
+        end
+      end
+    end
+    -- Sleepers, predicates and deadlines.
+    if next(self.polled) then
+      local n, now = 0, clock()
+      for task in pairs(self.polled) do
+        if task.stepped ~= step then n = n + 1; polled[n] = task end
+      end
+      for i = 1, n do
+        local task = polled[i]
+        polled[i] = nil
+        if task.state == "running" and self.polled[task] then
+          local r = sched.check(task.ts, task.wait_fn, task.deadline, now)
+          if r ~= nil then
+            self:_resume(task, r)
+            progressed = true
+          end
         end
       end
     end
   until not progressed
+  for i = 1, #later do self.runq[#self.runq + 1] = later[i] end
 end
 
 -- Could a task go on now?  (For a group waited on from another group.)
 function Group:_has_ready()
-  if self:_startable() then return true end
+  if #self.runq > 0 or self:_startable() then return true end
   local now = clock()
-  for task in pairs(self.active) do
+  for task in pairs(self.polled) do
     if sched.check(task.ts, task.wait_fn, task.deadline, now) ~= nil then return true end
   end
   return false
@@ -191,9 +231,9 @@ end
 
 -- The earliest deadline of a waiting task (0: something is runnable), or nil.
 function Group:_next_deadline()
-  if self:_startable() then return 0 end
+  if #self.runq > 0 or self:_startable() then return 0 end
   local d
-  for task in pairs(self.active) do
+  for task in pairs(self.polled) do
     if task.deadline and (not d or task.deadline < d) then d = task.deadline end
   end
   return d
@@ -243,7 +283,7 @@ function Group:step(timeout)
         sched.wait(nil, function() return self:_has_ready() end, wait and clock() + wait)
       end
     else
-      core.run(wait)
+      sched.run(wait)
     end
     self:_run_ready()
   end
@@ -296,14 +336,10 @@ end
 -- waits only on I/O (or has nothing left to do).
 function Group:timeout()
   if self:unfinished() == 0 then return nil end
+  if self:_has_ready() then return 0 end
   local t
   local d = self:_next_deadline()
   if d then t = math.max(0, d - clock()) end
-  if t ~= 0 then
-    for task in pairs(self.active) do
-      if sched.check(task.ts, task.wait_fn, nil) then return 0 end
-    end
-  end
   local e = core.timeout()
   if e and (not t or e < t) then t = e end
   return t

@@ -57,13 +57,13 @@ end
 local function prepare_save(fn, url, path, opts)
   options.check_path(fn, path)
   local open_opts, save_opts = options.split(fn, opts)
-  options.prepare(fn, url, open_opts) -- raises on misuse
-  return open_opts, save_opts
+  return open_opts, save_opts, options.prepare(fn, url, open_opts)
 end
 
 function cf.save(url, path, opts)
-  local open_opts, save_opts = checked(prepare_save, "cloudfetch.save", url, path, opts)
+  local open_opts, save_opts, p = checked(prepare_save, "cloudfetch.save", url, path, opts)
   local function opener(o)
+    if o == open_opts then return download.open(p) end
     return download.open(options.prepare("cloudfetch.save", url, o))
   end
   return save.run(opener, path, open_opts, save_opts)

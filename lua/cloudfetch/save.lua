@@ -26,7 +26,7 @@ local function url_filename(url)
 end
 
 local function is_dir_path(path)
-  return core.stat(path) == "directory" or path:sub(-1) == "/"
+  return path:sub(-1) == "/" or core.stat(path) == "directory"
 end
 
 -- The name a download gets inside a directory: Content-Disposition's, else
@@ -43,9 +43,9 @@ function save.target(d, path, overwrite)
     return nil, Error.new{ kind = "http", status = d.status, url = d.url,
       message = "HTTP " .. d.status .. " from " .. tostring(d.url) .. ": nothing saved" }
   end
-  local target = path
-  if is_dir_path(path) then
-    if core.stat(path) ~= "directory" then
+  local target, kind = path, core.stat(path)
+  if kind == "directory" or path:sub(-1) == "/" then
+    if kind ~= "directory" then
       return nil, Error.new{ kind = "io", code = "not_found", message = "no such directory: " .. path }
     end
     local name = save.name_of(d)
@@ -54,8 +54,9 @@ function save.target(d, path, overwrite)
         message = "no file name in Content-Disposition or the URL; give a file path" }
     end
     target = path:gsub("/+$", "") .. "/" .. name
+    kind = core.stat(target)
   end
-  if not overwrite and core.stat(target) then
+  if not overwrite and kind then
     return nil, Error.new{ kind = "io", code = "exists",
       message = target .. " exists already (pass overwrite = true to replace it)" }
   end
@@ -165,19 +166,22 @@ end
 -- opener(open_opts) -> Download | nil, err: cf.open, or a service's own open.
 local function resumable(opener, path, open_opts, opts)
   local part, have
+  local o = open_opts
   if not is_dir_path(path) then
     part = path .. ".part"
     local kind, size = core.stat(part)
     if kind == "file" and size > 0 and core.file_tag(part) then
       have = size
-      open_opts.range = { size } -- ask only for what is missing
+      o = {}
+      for k, v in pairs(open_opts) do o[k] = v end
+      o.range = { size } -- ask only for what is missing
     end
   end
-  local d, err = opener(open_opts)
+  local d, err = opener(o)
   if not d then return nil, err end
   if have and d.status == 416 then -- the part is complete or stale: start over
     d:close()
-    open_opts.range, have = nil, nil
+    have = nil
     d, err = opener(open_opts)
     if not d then return nil, err end
   end
@@ -205,7 +209,6 @@ local function resumable(opener, path, open_opts, opts)
   if not continued and (d.status == 206 and have) then
     -- A range answer that does not continue this part: fetch the whole file.
     d:close()
-    open_opts.range = nil
     os.remove(part)
     return resumable(opener, path, open_opts, opts)
   end

@@ -34,12 +34,66 @@ function sched.bind(co, ctx)
   contexts[co] = ctx
 end
 
+---------------------------------------------------------------------------
+-- Waking waiters.  A group does not ask every waiting transfer whether it
+-- is ready: the engine lists the transfers that had news (core.run fills
+-- their ids), and sched.run wakes the tasks registered on them.
+
 local function any_ready(ts)
   if ts.ready then return ts:ready() end
   for i = 1, #ts do
     if ts[i]:ready() then return true end
   end
   return false
+end
+
+local waiting = {}   -- transfer id -> the task waiting on it
+local ready_ids = {}
+
+local function each_transfer(ts, f, ...)
+  if ts.ready then return f(ts, ...) end
+  for i = 1, #ts do f(ts[i], ...) end
+end
+
+-- Marks a task runnable: it goes on its group's run queue.
+function sched.wake(ctx)
+  if ctx.woken then return end
+  ctx.woken = true
+  local g = ctx.group
+  if g then g.runq[#g.runq + 1] = ctx end
+end
+
+local function enlist(t, ctx) waiting[t:id()] = ctx end
+local function delist(t, ctx)
+  local id = t:id()
+  if waiting[id] == ctx then waiting[id] = nil end
+end
+
+-- A task starts waiting (what it yielded: transfers, predicate, deadline).
+-- It is woken by news of one of its transfers; what it waits for that
+-- already happened wakes it at once.
+function sched.enlist(ctx, ts, fn, deadline)
+  ctx.ts, ctx.wait_fn, ctx.deadline, ctx.woken = ts, fn, deadline, false
+  if ts then
+    each_transfer(ts, enlist, ctx)
+    if any_ready(ts) then sched.wake(ctx) end
+  end
+end
+
+function sched.delist(ctx)
+  if ctx.ts then each_transfer(ctx.ts, delist, ctx) end
+  ctx.ts, ctx.wait_fn, ctx.deadline, ctx.woken = nil, nil, nil, false
+end
+
+-- Runs the engine once, waiting at most `timeout` seconds, and wakes the
+-- tasks whose transfers had news.
+function sched.run(timeout)
+  local n = core.run(timeout, ready_ids)
+  for i = 1, n do
+    local ctx = waiting[ready_ids[i]]
+    ready_ids[i] = nil
+    if ctx then sched.wake(ctx) end
+  end
 end
 
 -- Is a wait over?  true (what it waited for is there), false (its deadline
