@@ -22,7 +22,7 @@ CORE_SRC = src/headers.c src/disposition.c src/digest.c src/base64.c src/session
 BIND_SRC = src/lcore.c src/ltransfer.c src/lfile.c
 HDRS     = $(wildcard src/*.h)
 MODULE   = cloudfetch/core.so
-CTEST    = build/test_core
+CTEST    = build/test_core build/test_engine
 
 LUA_ENV = LUA_PATH="./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;" LUA_CPATH="./?.so;;"
 
@@ -38,10 +38,11 @@ $(MODULE): $(CORE_SRC) $(BIND_SRC) $(HDRS)
 	@mkdir -p cloudfetch
 	$(CC) $(ALL_CFLAGS) -shared -o $@ $(CORE_SRC) $(BIND_SRC) $(DEP_LIBS)
 
-# The core's own C test: parsers and digests without Lua.
-$(CTEST): spec/c/test_core.c $(CORE_SRC) $(HDRS)
+# The core's own C tests, without Lua: parsers and digests; the engine
+# (against the loopback test server).
+build/test_%: spec/c/test_%.c $(CORE_SRC) $(HDRS)
 	@mkdir -p build
-	$(CC) $(ALL_CFLAGS) -o $@ spec/c/test_core.c $(CORE_SRC) $(DEP_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_SRC) $(DEP_LIBS)
 
 lint:
 	luacheck --no-color -q lua spec examples bench

@@ -24,15 +24,17 @@ if [ -z "$vg" ]; then
   if luacheck --no-color -q lua spec examples bench; then add 1 0; else add 0 1; fi
 fi
 
-echo "== C core test (spec/c/test_core.c)"
-$vg ./build/test_core > build/test_core.out 2>&1
-rc=$?
-cat build/test_core.out
-line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' build/test_core.out | tail -n 1)
-p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/'); f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
-[ -n "$line" ] || { p=0; f=1; }
-[ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
-add "$p" "$f"
+for t in core engine; do
+  echo "== C test spec/c/test_$t.c"
+  $vg ./build/test_$t > build/test_$t.out 2>&1
+  rc=$?
+  cat build/test_$t.out
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' build/test_$t.out | tail -n 1)
+  p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/'); f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
+  [ -n "$line" ] || { p=0; f=1; }
+  [ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
+  add "$p" "$f"
+done
 
 echo "== busted (spec/*_spec.lua)"
 # shellcheck disable=SC2086

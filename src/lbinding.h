@@ -25,6 +25,7 @@
 
 typedef struct lsession {
     cf_session *s;
+    char user_agent[96]; /* the default: cloudfetch/VERSION libcurl/VERSION */
 } lsession;
 
 typedef struct ltransfer {
@@ -34,6 +35,7 @@ typedef struct ltransfer {
 
 /* The session of the module: upvalue 1 of every binding function. */
 cf_session *lcf_session(lua_State *L);
+const char *lcf_user_agent(lua_State *L);
 
 /* Pushes kind, message [, code] of a failure of kind k; returns how many. */
 int lcf_push_failure(lua_State *L, cf_kind k, const char *message);

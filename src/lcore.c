@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,6 +28,12 @@ cf_session *lcf_session(lua_State *L)
     if (!ls || !ls->s)
         luaL_error(L, "cloudfetch: the session is closed");
     return ls->s;
+}
+
+const char *lcf_user_agent(lua_State *L)
+{
+    lsession *ls = lua_touserdata(L, lua_upvalueindex(1));
+    return ls->user_agent;
 }
 
 static const char *code_of(cf_kind k)
@@ -380,6 +387,8 @@ int luaopen_cloudfetch_core(lua_State *L)
     ls->s = cf_session_new();
     if (!ls->s)
         return luaL_error(L, "cloudfetch: cannot create the event engine");
+    curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
+    snprintf(ls->user_agent, sizeof ls->user_agent, "cloudfetch/%s libcurl/%s", CF_VERSION, info->version);
     /* Classes and functions all get the session as upvalue 1. */
     int session = lua_gettop(L);
     lcf_open_transfer(L, session);
@@ -394,7 +403,6 @@ int luaopen_cloudfetch_core(lua_State *L)
     lua_pop(L, 1); /* the session: the functions hold it */
     lua_pushstring(L, CF_VERSION);
     lua_setfield(L, -2, "version");
-    curl_version_info_data *info = curl_version_info(CURLVERSION_NOW);
     lua_pushstring(L, info->version);
     lua_setfield(L, -2, "curl_version");
     return 1;

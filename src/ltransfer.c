@@ -18,6 +18,19 @@ static double opt_number_field(lua_State *L, int idx, const char *name, double d
     return v;
 }
 
+/* A non-negative integer field, or -1 when absent. */
+static int64_t opt_integer_field(lua_State *L, int idx, const char *name)
+{
+    lua_Integer v = -1;
+    if (lua_getfield(L, idx, name) != LUA_TNIL) {
+        v = luaL_checkinteger(L, -1);
+        if (v < 0)
+            luaL_error(L, "request field '%s' out of range", name);
+    }
+    lua_pop(L, 1);
+    return (int64_t)v;
+}
+
 static const char *opt_string_field(lua_State *L, int idx, const char *name)
 {
     const char *s = NULL;
@@ -51,17 +64,20 @@ static void read_request(lua_State *L, int idx, cf_request *req)
     if (lua_getfield(L, idx, "body") != LUA_TNIL)
         req->body = luaL_checklstring(L, -1, &req->body_len);
     lua_pop(L, 1);
-    req->range_first = (int64_t)opt_number_field(L, idx, "range_first", -1, -1, 9.2e18);
-    req->range_last = (int64_t)opt_number_field(L, idx, "range_last", -1, -1, 9.2e18);
-    req->connect_timeout_ms = (long)(opt_number_field(L, idx, "connect_timeout", 0, 0, MAX_SECONDS) * 1000);
+    req->range_first = opt_integer_field(L, idx, "range_first");
+    req->range_last = opt_integer_field(L, idx, "range_last");
+    /* Defaults as documented in API.md. */
+    req->connect_timeout_ms = (long)(opt_number_field(L, idx, "connect_timeout", 30, 0, MAX_SECONDS) * 1000);
     req->timeout_ms = (long)(opt_number_field(L, idx, "timeout", 0, 0, MAX_SECONDS) * 1000);
-    req->stall_timeout_ms = (long)(opt_number_field(L, idx, "stall_timeout", 0, 0, MAX_SECONDS) * 1000);
+    req->stall_timeout_ms = (long)(opt_number_field(L, idx, "stall_timeout", 60, 0, MAX_SECONDS) * 1000);
     req->buffer_size = (size_t)opt_number_field(L, idx, "buffer_size", 1 << 20, 1, 1 << 30);
     req->verify_tls = opt_bool_field(L, idx, "verify_tls", 1);
     req->ca_file = opt_string_field(L, idx, "ca_file");
     req->ca_path = opt_string_field(L, idx, "ca_path");
     req->proxy = opt_string_field(L, idx, "proxy");
     req->user_agent = opt_string_field(L, idx, "user_agent");
+    if (!req->user_agent)
+        req->user_agent = lcf_user_agent(L);
     req->follow_redirects = opt_bool_field(L, idx, "follow_redirects", 0);
     req->max_redirects = (long)opt_number_field(L, idx, "max_redirects", 5, 0, 1000);
     lua_getfield(L, idx, "hash");

@@ -34,7 +34,7 @@ end
 function download.new(t, p, attempts)
   local headers = t:headers()
   local hashed = {}
-  for alg in pairs(p.hashed) do hashed[alg] = true end
+  for alg in pairs(p.hashed) do hashed[alg] = true end -- d:expect may add to it
   local d = setmetatable({
     _t = t, _p = p, _expect = p.expect, _hashed = hashed, _attempts = attempts,
     status = t:status(),

@@ -23,6 +23,8 @@ Group.__index = Group
 local Task = { __name = "cloudfetch.Task" }
 Task.__index = Task
 
+local WEAK_KEYS = { __mode = "k" }
+
 function group.new(opts)
   local parent = sched.context()
   local g = setmetatable({
@@ -152,7 +154,7 @@ end
 function Group:_start(task)
   task.state = "running"
   task.co = coroutine.create(task.fn)
-  task.resources = setmetatable({}, { __mode = "k" })
+  task.resources = setmetatable({}, WEAK_KEYS)
   sched.bind(task.co, task)
   self.active[task] = true
   self.nactive = self.nactive + 1
@@ -170,7 +172,11 @@ end
 function Group:_run_ready()
   self.stepping = self.stepping + 1
   local step = self.stepping
-  local later, polled = {}, {}
+  local later, polled = self._later, self._polled
+  if not later then
+    later, polled = {}, {}
+    self._later, self._polled = later, polled
+  end
   repeat
     local progressed = false
     while self:_startable() do
@@ -216,7 +222,10 @@ function Group:_run_ready()
       end
     end
   until not progressed
-  for i = 1, #later do self.runq[#self.runq + 1] = later[i] end
+  for i = 1, #later do
+    self.runq[#self.runq + 1] = later[i]
+    later[i] = nil
+  end
 end
 
 -- Could a task go on now?  (For a group waited on from another group.)

@@ -35,6 +35,15 @@ options.DEFAULT_RETRY = { attempts = 5, base_delay = 1, max_delay = 64 }
 options.USER_AGENT = "cloudfetch/" .. core.version .. " libcurl/" .. core.curl_version
 
 local MAX_SECONDS = 1e7 -- about four months: more than any timeout means
+local EMPTY = setmetatable({}, { __newindex = function() error("cloudfetch: internal: EMPTY is read-only", 2) end })
+local JSON_HEADERS = { ["Content-Type"] = "application/json" }
+-- Options passed to the core as they are (its defaults are the documented
+-- ones: connect_timeout 30, stall_timeout 60, buffer_size 1 MiB, verify_tls
+-- on, max_redirects 5, user_agent cloudfetch/VERSION libcurl/VERSION).
+local REQUEST_FIELDS = {
+  timeout = true, connect_timeout = true, stall_timeout = true, buffer_size = true, verify_tls = true,
+  ca_file = true, ca_path = true, proxy = true, user_agent = true, follow_redirects = true, max_redirects = true,
+}
 local MAX_PARALLEL = 64
 local METHODS = { GET = true, POST = true, HEAD = true, PUT = true, DELETE = true }
 
@@ -197,48 +206,42 @@ function options.prepare(fn, url, opts)
     end
   end
 
-  local expect = options.check_expect(fn, opts.expect or {})
-  local hash, seen = {}, {}
-  for _, alg in ipairs(opts.hash or {}) do
-    if not options.DIGESTS[alg] then misuse(fn, "unknown digest '" .. tostring(alg) .. "' (sha1, sha256, md5)") end
-    if not seen[alg] then hash[#hash + 1], seen[alg] = alg, true end
+  local expect, hash, seen = EMPTY, EMPTY, EMPTY
+  if opts.expect then expect = options.check_expect(fn, opts.expect) end
+  if opts.hash or next(expect) then
+    hash, seen = {}, {}
+    for _, alg in ipairs(opts.hash or EMPTY) do
+      if not options.DIGESTS[alg] then misuse(fn, "unknown digest '" .. tostring(alg) .. "' (sha1, sha256, md5)") end
+      if not seen[alg] then hash[#hash + 1], seen[alg] = alg, true end
+    end
+    for alg in pairs(options.DIGESTS) do
+      if expect[alg] and not seen[alg] then hash[#hash + 1], seen[alg] = alg, true end
+    end
   end
-  for alg in pairs(options.DIGESTS) do
-    if expect[alg] and not seen[alg] then hash[#hash + 1], seen[alg] = alg, true end
-  end
-  local validators = {}
-  for _, name in ipairs(opts.validators or {}) do
-    if type(name) ~= "string" then misuse(fn, "validators must be a list of header names") end
-    validators[#validators + 1] = name:lower()
+  local validators = EMPTY
+  if opts.validators then
+    validators = {}
+    for _, name in ipairs(opts.validators) do
+      if type(name) ~= "string" then misuse(fn, "validators must be a list of header names") end
+      validators[#validators + 1] = name:lower()
+    end
   end
 
-  local body = opts.body
-  local extra = {}
-  if opts.json then
-    body = cjson.encode(opts.json)
-    extra["Content-Type"] = "application/json"
-  end
   local full_url = with_query(fn, url, opts.query)
-  local req = {
-    url = full_url,
-    method = method,
-    headers = header_lines(fn, opts.headers, extra),
-    body = body,
-    range_first = range_first,
-    range_last = range_last,
-    connect_timeout = opts.connect_timeout or 30,
-    timeout = opts.timeout,
-    stall_timeout = opts.stall_timeout or 60,
-    buffer_size = opts.buffer_size or 1024 * 1024,
-    verify_tls = opts.verify_tls ~= false,
-    ca_file = opts.ca_file,
-    ca_path = opts.ca_path,
-    proxy = opts.proxy,
-    user_agent = opts.user_agent or options.USER_AGENT,
-    follow_redirects = opts.follow_redirects or false,
-    max_redirects = opts.max_redirects or 5,
-    hash = hash,
-  }
+  -- The core's defaults are the documented ones: only what differs is sent.
+  local req = { url = full_url, method = method, range_first = range_first, range_last = range_last,
+    body = opts.body }
+  if opts.json then
+    req.body = cjson.encode(opts.json)
+    req.headers = header_lines(fn, opts.headers, JSON_HEADERS)
+  elseif opts.headers then
+    req.headers = header_lines(fn, opts.headers, EMPTY)
+  end
+  for k in pairs(REQUEST_FIELDS) do
+    local v = opts[k]
+    if v ~= nil then req[k] = v end
+  end
+  if #hash > 0 then req.hash = hash end
   return {
     fn = fn,
     req = req,
