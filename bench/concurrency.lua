@@ -11,7 +11,6 @@
 -- Each figure is the median of alternated runs (the order rotates every
 -- round), each client in its own process; peak RSS from /usr/bin/time.
 -- Figures only: nothing here fails on a timing.
-local cf = require "cloudfetch"
 local nginx = require "bench.nginx"
 
 local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS") or 5)
@@ -19,6 +18,7 @@ local BIG_ROUNDS = tonumber(os.getenv("BENCH_BIG_ROUNDS") or 3)
 local NFILES = tonumber(os.getenv("BENCH_FILES") or 2000)
 local SMALL = 16 * 1024
 local BIG = tonumber(os.getenv("BENCH_BIG") or 256 * 1024 * 1024)
+local ONLY = os.getenv("BENCH_ONLY") -- "small" or "big": one part only
 local sh, timed, median = nginx.sh, nginx.timed, nginx.median
 
 local ENV = 'LUA_PATH="./lua/?.lua;./lua/?/init.lua;./?.lua;;" LUA_CPATH="./?.so;;" '
@@ -105,11 +105,13 @@ local function fresh_dir(base)
   end
 end
 
+local TARGETS = { { "tmpfs (/dev/shm)", "/dev/shm" }, { "ext4 (/tmp)", "/tmp" } }
+
 local machine = sh("uname -srm"):gsub("%s+$", "") .. ", " .. sh("nproc"):gsub("%s+$", "") .. " cores"
 print(("machine: %s; curl %s; aria2c %s"):format(machine, sh("curl -V"):match("^curl (%S+)"),
   (sh("aria2c -v"):match("version (%S+)") or "?")))
 
-for _, target in ipairs{ { "tmpfs (/dev/shm)", "/dev/shm" }, { "ext4 (/tmp)", "/tmp" } } do
+for _, target in ipairs(ONLY ~= "big" and TARGETS or {}) do
   measure(small_cases, ROUNDS, fresh_dir(target[2]))
   local curl_time
   for _, c in ipairs(small_cases) do if c.curl then curl_time = c.time end end
@@ -139,7 +141,8 @@ end
 
 local big_cases = {}
 for _, n in ipairs{ 1, 4, 8, 16 } do
-  big_cases[#big_cases + 1] = { name = ("cloudfetch cf.save parallel = %d (SHA-1 verified)"):format(n), n = n, cf = true,
+  big_cases[#big_cases + 1] = { name = ("cloudfetch cf.save parallel = %d (SHA-1 verified)"):format(n),
+    n = n, cf = true,
     cmd = function(dir) return ("%s bench/ranged.lua %s %s/big.bin %d %s"):format(LUA, url, dir, n, big_sha1) end }
 end
 for _, n in ipairs{ 4, 8, 16 } do
@@ -152,7 +155,7 @@ for _, n in ipairs{ 4, 8, 16 } do
     cmd = part_cmd(n) }
 end
 
-for _, target in ipairs{ { "tmpfs (/dev/shm)", "/dev/shm" }, { "ext4 (/tmp)", "/tmp" } } do
+for _, target in ipairs(ONLY ~= "small" and TARGETS or {}) do
   measure(big_cases, BIG_ROUNDS, fresh_dir(target[2]))
   local one
   for _, c in ipairs(big_cases) do if c.cf and c.n == 1 then one = c.time end end

@@ -4,6 +4,7 @@
 --   examples/b2_list.lua demo-bucket
 --   examples/b2_download.lua <id> demo-out/b2         (each seeded B2 file)
 --   examples/notary_download.lua <id> demo-out/notary (each seeded Notary file)
+--   examples/luv_download.lua demo-bucket demo-out/luv (the whole bucket at once, in a luv loop)
 --
 -- Every download is also checked on disk against the seed's SHA-1 / SHA-256.
 -- Run from the repository root:
@@ -141,7 +142,7 @@ local function saved_with(tool, want)
 end
 
 local ok, err = pcall(function()
-  os.execute("rm -rf " .. q(OUT .. "/b2") .. " " .. q(OUT .. "/notary"))
+  os.execute("rm -rf " .. q(OUT .. "/b2") .. " " .. q(OUT .. "/notary") .. " " .. q(OUT .. "/luv"))
   assert(os.execute("mkdir -p " .. q(OUT .. "/b2") .. " " .. q(OUT .. "/notary")))
   local seed = info.seed
   step("List the B2 bucket", "examples/b2_list.lua", { seed.b2.bucket })
@@ -153,6 +154,20 @@ local ok, err = pcall(function()
     step(string.format("Download Notary file %q (%d bytes)", f.name, math.tointeger(f.size) or f.size),
       "examples/notary_download.lua", { f.id, OUT .. "/notary" }, saved_with("sha256sum", f.sha256))
   end
+  os.execute("rm -rf " .. q(OUT .. "/luv"))
+  assert(os.execute("mkdir -p " .. q(OUT .. "/luv")))
+  step("Download the whole B2 bucket at once inside a luv event loop", "examples/luv_download.lua",
+    { seed.b2.bucket, OUT .. "/luv" }, function(out)
+      for _, f in ipairs(seed.b2.files) do
+        local name = f.name:match("[^/]*$")
+        local path = OUT .. "/luv/" .. name
+        if not out:find("saved: " .. path .. " " .. f.sha1, 1, true) then
+          return false, "no verified save of " .. path
+        end
+        if digest_of("sha1sum", path) ~= f.sha1 then return false, path .. " does not hold the file" end
+      end
+      return true
+    end)
 end)
 
 stop_emulator(pid)

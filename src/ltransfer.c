@@ -7,97 +7,102 @@
 
 #include <string.h>
 
-static double opt_number_field(lua_State *L, int idx, const char *name, double def, double lo, double hi)
+#define MAX_SECONDS 1e7 /* about four months: more than any timeout means */
+
+static double number_in(lua_State *L, const char *name, double lo, double hi)
 {
-    double v = def;
-    if (lua_getfield(L, idx, name) != LUA_TNIL)
-        v = luaL_checknumber(L, -1);
-    lua_pop(L, 1);
+    double v = luaL_checknumber(L, -1);
     if (!(v >= lo && v <= hi)) /* also NaN: every value that reaches C is in range */
         luaL_error(L, "request field '%s' out of range", name);
     return v;
 }
 
-/* A non-negative integer field, or -1 when absent. */
-static int64_t opt_integer_field(lua_State *L, int idx, const char *name)
+static int64_t position(lua_State *L, const char *name)
 {
-    lua_Integer v = -1;
-    if (lua_getfield(L, idx, name) != LUA_TNIL) {
-        v = luaL_checkinteger(L, -1);
-        if (v < 0)
-            luaL_error(L, "request field '%s' out of range", name);
-    }
-    lua_pop(L, 1);
+    lua_Integer v = luaL_checkinteger(L, -1);
+    if (v < 0)
+        luaL_error(L, "request field '%s' out of range", name);
     return (int64_t)v;
 }
 
-static const char *opt_string_field(lua_State *L, int idx, const char *name)
+static const char **header_list(lua_State *L, int hidx)
 {
-    const char *s = NULL;
-    if (lua_getfield(L, idx, name) != LUA_TNIL)
-        s = luaL_checkstring(L, -1); /* stays valid: the request table holds it */
-    lua_pop(L, 1);
-    return s;
+    luaL_checktype(L, hidx, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, hidx);
+    /* The pointer array is a userdata left on the stack; the strings stay
+     * referenced by the request table. */
+    const char **list = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, hidx, i);
+        list[i - 1] = luaL_checkstring(L, -1);
+        lua_pop(L, 1);
+    }
+    list[n] = NULL;
+    return list;
 }
 
-static int opt_bool_field(lua_State *L, int idx, const char *name, int def)
-{
-    int v = def;
-    if (lua_getfield(L, idx, name) != LUA_TNIL)
-        v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
-#define MAX_SECONDS 1e7 /* about four months: more than any timeout means */
-
-/* Reads a request table (see core.start) at idx into req; strings stay
- * owned by the table, which must stay on the stack while req is used.  The
- * header pointer array is a userdata left on the stack. */
+/* Reads a request table (see core.start) at idx into req.  One pass over
+ * the fields present (the Lua side sends only what differs from the
+ * defaults, which are API.md's).  Strings stay owned by the table, which
+ * must stay on the stack while req is used; the header pointer array is a
+ * userdata left on the stack. */
 static void read_request(lua_State *L, int idx, cf_request *req)
 {
     luaL_checktype(L, idx, LUA_TTABLE);
     memset(req, 0, sizeof *req);
-    req->url = opt_string_field(L, idx, "url");
-    luaL_argcheck(L, req->url != NULL, idx, "url missing");
-    req->method = opt_string_field(L, idx, "method");
-    if (lua_getfield(L, idx, "body") != LUA_TNIL)
-        req->body = luaL_checklstring(L, -1, &req->body_len);
-    lua_pop(L, 1);
-    req->range_first = opt_integer_field(L, idx, "range_first");
-    req->range_last = opt_integer_field(L, idx, "range_last");
-    /* Defaults as documented in API.md. */
-    req->connect_timeout_ms = (long)(opt_number_field(L, idx, "connect_timeout", 30, 0, MAX_SECONDS) * 1000);
-    req->timeout_ms = (long)(opt_number_field(L, idx, "timeout", 0, 0, MAX_SECONDS) * 1000);
-    req->stall_timeout_ms = (long)(opt_number_field(L, idx, "stall_timeout", 60, 0, MAX_SECONDS) * 1000);
-    req->buffer_size = (size_t)opt_number_field(L, idx, "buffer_size", 1 << 20, 1, 1 << 30);
-    req->verify_tls = opt_bool_field(L, idx, "verify_tls", 1);
-    req->ca_file = opt_string_field(L, idx, "ca_file");
-    req->ca_path = opt_string_field(L, idx, "ca_path");
-    req->proxy = opt_string_field(L, idx, "proxy");
-    req->user_agent = opt_string_field(L, idx, "user_agent");
-    if (!req->user_agent)
-        req->user_agent = lcf_user_agent(L);
-    req->follow_redirects = opt_bool_field(L, idx, "follow_redirects", 0);
-    req->max_redirects = (long)opt_number_field(L, idx, "max_redirects", 5, 0, 1000);
-    lua_getfield(L, idx, "hash");
-    req->hash_mask = lcf_hash_mask(L, lua_gettop(L));
-    lua_pop(L, 1);
-
-    lua_getfield(L, idx, "headers");
-    int hidx = lua_gettop(L);
-    if (!lua_isnil(L, hidx)) {
-        luaL_checktype(L, hidx, LUA_TTABLE);
-        lua_Integer n = luaL_len(L, hidx);
-        const char **list = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
-        for (lua_Integer i = 1; i <= n; i++) {
-            lua_geti(L, hidx, i);
-            list[i - 1] = luaL_checkstring(L, -1);
-            lua_pop(L, 1);
+    req->range_first = req->range_last = -1;
+    req->connect_timeout_ms = 30000;
+    req->stall_timeout_ms = 60000;
+    req->buffer_size = 1 << 20;
+    req->verify_tls = 1;
+    req->max_redirects = 5;
+    req->user_agent = lcf_user_agent(L);
+    const char **headers = NULL;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        if (strcmp(k, "url") == 0)
+            req->url = luaL_checkstring(L, -1);
+        else if (strcmp(k, "method") == 0)
+            req->method = luaL_checkstring(L, -1);
+        else if (strcmp(k, "body") == 0)
+            req->body = luaL_checklstring(L, -1, &req->body_len);
+        else if (strcmp(k, "range_first") == 0)
+            req->range_first = position(L, k);
+        else if (strcmp(k, "range_last") == 0)
+            req->range_last = position(L, k);
+        else if (strcmp(k, "connect_timeout") == 0)
+            req->connect_timeout_ms = (long)(number_in(L, k, 0, MAX_SECONDS) * 1000);
+        else if (strcmp(k, "timeout") == 0)
+            req->timeout_ms = (long)(number_in(L, k, 0, MAX_SECONDS) * 1000);
+        else if (strcmp(k, "stall_timeout") == 0)
+            req->stall_timeout_ms = (long)(number_in(L, k, 0, MAX_SECONDS) * 1000);
+        else if (strcmp(k, "buffer_size") == 0)
+            req->buffer_size = (size_t)number_in(L, k, 1, 1 << 30);
+        else if (strcmp(k, "verify_tls") == 0)
+            req->verify_tls = lua_toboolean(L, -1);
+        else if (strcmp(k, "ca_file") == 0)
+            req->ca_file = luaL_checkstring(L, -1);
+        else if (strcmp(k, "ca_path") == 0)
+            req->ca_path = luaL_checkstring(L, -1);
+        else if (strcmp(k, "proxy") == 0)
+            req->proxy = luaL_checkstring(L, -1);
+        else if (strcmp(k, "user_agent") == 0)
+            req->user_agent = luaL_checkstring(L, -1);
+        else if (strcmp(k, "follow_redirects") == 0)
+            req->follow_redirects = lua_toboolean(L, -1);
+        else if (strcmp(k, "max_redirects") == 0)
+            req->max_redirects = (long)number_in(L, k, 0, 1000);
+        else if (strcmp(k, "hash") == 0)
+            req->hash_mask = lcf_hash_mask(L, lua_gettop(L));
+        else if (strcmp(k, "headers") == 0) {
+            headers = header_list(L, lua_gettop(L));
+            lua_insert(L, -3); /* below the key and value: stays on the stack */
         }
-        list[n] = NULL;
-        req->headers = list;
+        lua_pop(L, 1);
     }
+    luaL_argcheck(L, req->url != NULL, idx, "url missing");
+    req->headers = headers;
 }
 
 /* core.start(request) -> transfer (never waits; t:ready() tells when the

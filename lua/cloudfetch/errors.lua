@@ -54,6 +54,7 @@ local SECRET_PARAMS = { authorization = true, token = true, access_token = true,
 -- A URL fit for messages: no user:password@, no secret query values.
 function errors.safe_url(url)
   if not url then return nil end
+  if not url:find("[@?]") then return url end -- nothing to hide
   url = url:gsub("^(%a[%w+.-]*://)[^/?#@]*@", "%1")
   return (url:gsub("([?&])([^=&#]+)=([^&#]*)", function(sep, name, value)
     if SECRET_PARAMS[name:lower()] then value = "REDACTED" end
