@@ -54,26 +54,14 @@ end
 
 -- Streams one part's bytes into the ranged file.  Returns true or nil, err.
 local function stream_part(r, pd, first, last, on_bytes)
-  local t, pos = pd._t, first
-  while pos <= last do
-    local npos, k, message = r:pump(t, pos, last)
-    if npos == false then
-      sched.wait(t)
-    elseif npos then
-      pos = npos
-      on_bytes(k)
-    elseif k == "io" then
-      return nil, download.fail(pd, k, message)
-    else
-      local resumed, why = retry.resume(pd, k)
-      if not resumed then
-        if why then message = message .. "; not resumed: " .. why end
-        return nil, download.fail(pd, k, message)
-      end
-      t = pd._t
-    end
-  end
-  return true
+  local pos = first
+  return save.drive(pd, function()
+    if pos > last then return 0 end
+    local npos, k, message = r:pump(pd._t, pos, last)
+    if not npos then return npos, k, message end
+    pos = npos
+    return k
+  end, on_bytes)
 end
 
 -- Saves d (the answer to a plain GET, whose body is part 1) in parts.

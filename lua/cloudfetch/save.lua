@@ -93,19 +93,19 @@ function save.commit(f, target, opts, bytes)
   return target, bytes
 end
 
--- Streams the rest of d's body into the file f, resuming dropped
--- connections.  Returns the bytes the body has, or nil, err.
-function save.stream(d, f)
-  local t, progress = d._t, d._p.progress
+-- Runs pump() until the body (or a part of it) is in: pump returns the
+-- bytes it wrote (> 0), 0 when done, false when nothing is there yet (then
+-- this waits for d's transfer), or nil, kind, message.  A dropped connection
+-- is resumed (retry.resume).  Returns true, or nil, err.
+function save.drive(d, pump, on_bytes)
   while true do
-    local n, kind, message = t:pump(f)
+    local n, kind, message = pump()
     if n == false then
-      sched.wait(t)
+      sched.wait(d._t)
     elseif n == 0 then
-      break
+      return true
     elseif n then
-      sched.count(n)
-      if progress then progress(t:received(), d.total) end
+      on_bytes(n)
     elseif kind == "io" then
       return nil, download.fail(d, kind, message)
     else
@@ -116,7 +116,18 @@ function save.stream(d, f)
       end
     end
   end
-  local err = download.finish(d)
+end
+
+-- Streams the rest of d's body into the file f.  Returns the bytes the body
+-- has, or nil, err.
+function save.stream(d, f)
+  local t, progress = d._t, d._p.progress
+  local ok, err = save.drive(d, function() return t:pump(f) end, function(n)
+    sched.count(n)
+    if progress then progress(t:received(), d.total) end
+  end)
+  if not ok then return nil, err end
+  err = download.finish(d)
   if err then return nil, err end
   return t:received()
 end
