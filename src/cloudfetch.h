@@ -213,6 +213,9 @@ void cf_tmpfile_discard(cf_tmpfile *f); /* closes and unlinks; idempotent */
  * opens only a regular file. */
 int cf_tmpfile_open_part(cf_tmpfile *f, const char *path, int append, char *err, size_t errlen);
 void cf_tmpfile_keep(cf_tmpfile *f); /* closes, leaves the file in place */
+/* Sets f's modification time (seconds since the epoch) before it is
+ * committed, so the saved file appears with it.  0 / -1 */
+int cf_tmpfile_set_mtime(cf_tmpfile *f, double seconds);
 /* The entity a part file holds (an extended attribute): set on f, read by path. */
 int cf_tmpfile_set_tag(cf_tmpfile *f, const char *tag, size_t len);
 /* Copies the tag into buf (at most buflen bytes); its length, or -1 when none. */
@@ -227,6 +230,26 @@ long cf_tmpfile_pump(cf_tmpfile *f, cf_transfer *t, char *err, size_t errlen);
  * at most max bytes per call from offset *done on: 1 while more is left,
  * 0 when all n were fed, -1 on a read error (err). */
 int cf_transfer_prefeed_file(cf_transfer *t, int fd, int64_t n, int64_t *done, size_t max, char *err, size_t errlen);
+
+/* Creates the directories of `rel` ("a/b/c") below `base`, component by
+ * component.  Unless `follow`, never through a symbolic link (a link where
+ * a directory should be is an error), so nothing lands outside base.
+ * 0 / -1 (err). */
+int cf_mkdirs(const char *base, const char *rel, int follow, char *err, size_t errlen);
+
+/* One entry of a directory listing. */
+typedef struct cf_dirent {
+    char *name;
+    char kind;     /* 'f' regular file, 'd' directory, 'o' anything else (links included) */
+    int64_t size;
+    double mtime;  /* seconds since the epoch */
+} cf_dirent;
+/* The entries of a directory (not "." and ".."; links not followed), sorted
+ * the way B2 sorts names: by bytes, a directory compared as its name
+ * followed by '/', so a depth-first walk yields paths in B2's order.
+ * malloc'd (free with cf_dirents_free), or NULL with err. */
+cf_dirent *cf_listdir(const char *path, size_t *n, char *err, size_t errlen);
+void cf_dirents_free(cf_dirent *e, size_t n);
 
 /* Incremental hashing of a local file, in steps so an event loop can run
  * between them. */

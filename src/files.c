@@ -15,6 +15,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -357,4 +358,133 @@ void cf_filehash_free(cf_filehash *h)
         close(h->fd);
     cf_digests_free(h->digests);
     free(h);
+}
+
+int cf_tmpfile_set_mtime(cf_tmpfile *f, double seconds)
+{
+    struct timespec ts[2];
+    ts[0].tv_sec = 0;
+    ts[0].tv_nsec = UTIME_OMIT; /* access time: as it is */
+    ts[1].tv_sec = (time_t)seconds;
+    ts[1].tv_nsec = (long)((seconds - (double)ts[1].tv_sec) * 1e9);
+    if (ts[1].tv_nsec < 0 || ts[1].tv_nsec >= 1000000000)
+        ts[1].tv_nsec = 0;
+    return f->fd >= 0 && futimens(f->fd, ts) == 0 ? 0 : -1;
+}
+
+int cf_mkdirs(const char *base, const char *rel, int follow, char *err, size_t errlen)
+{
+    int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        set_err(err, errlen, "cannot open the directory", base);
+        return -1;
+    }
+    char *copy = strdup(rel);
+    if (!copy) {
+        close(fd);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    char *save = NULL;
+    for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (!follow && (strcmp(c, ".") == 0 || strcmp(c, "..") == 0)) {
+            snprintf(err, errlen, "refusing the path component '%s' in %s", c, rel);
+            rc = -1;
+            break;
+        }
+        if (mkdirat(fd, c, 0777) != 0 && errno != EEXIST) {
+            set_err(err, errlen, "cannot create the directory", c);
+            rc = -1;
+            break;
+        }
+        int next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
+        if (next < 0) {
+            snprintf(err, errlen, "%s/%s is not a directory%s", base, rel,
+                     errno == ELOOP ? " (a symbolic link is in the way)" : "");
+            rc = -1;
+            break;
+        }
+        close(fd);
+        fd = next;
+    }
+    close(fd);
+    free(copy);
+    return rc;
+}
+
+/* B2's order: bytes, with a directory compared as "name/". */
+static int b2_order(const void *pa, const void *pb)
+{
+    const cf_dirent *a = pa, *b = pb;
+    size_t la = strlen(a->name), lb = strlen(b->name);
+    size_t ea = la + (a->kind == 'd'), eb = lb + (b->kind == 'd');
+    for (size_t i = 0; i < ea && i < eb; i++) {
+        int cx = i < la ? (unsigned char)a->name[i] : '/';
+        int cy = i < lb ? (unsigned char)b->name[i] : '/';
+        if (cx != cy)
+            return cx - cy;
+    }
+    return (ea > eb) - (ea < eb);
+}
+
+void cf_dirents_free(cf_dirent *e, size_t n)
+{
+    if (!e)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(e[i].name);
+    free(e);
+}
+
+cf_dirent *cf_listdir(const char *path, size_t *n, char *err, size_t errlen)
+{
+    *n = 0;
+    int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        set_err(err, errlen, "cannot read the directory", path);
+        return NULL;
+    }
+    size_t cap = 64, count = 0;
+    cf_dirent *list = malloc(cap * sizeof *list);
+    struct dirent *de;
+    while (list && (de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        struct stat st;
+        if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue; /* gone meanwhile */
+        if (count == cap) {
+            cap *= 2;
+            cf_dirent *grown = realloc(list, cap * sizeof *grown);
+            if (!grown) {
+                cf_dirents_free(list, count);
+                list = NULL;
+                break;
+            }
+            list = grown;
+        }
+        cf_dirent *e = &list[count];
+        e->name = strdup(de->d_name);
+        if (!e->name) {
+            cf_dirents_free(list, count);
+            list = NULL;
+            break;
+        }
+        e->kind = S_ISREG(st.st_mode) ? 'f' : S_ISDIR(st.st_mode) ? 'd' : 'o';
+        e->size = (int64_t)st.st_size;
+        e->mtime = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
+        count++;
+    }
+    closedir(d);
+    if (!list) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    qsort(list, count, sizeof *list, b2_order);
+    *n = count;
+    return list;
 }

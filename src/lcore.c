@@ -299,7 +299,7 @@ static int l_sleep(lua_State *L)
     return 0;
 }
 
-/* core.stat(path) -> "file" | "directory" | "other", size | nil (does not exist) */
+/* core.stat(path) -> "file" | "directory" | "other", size, mtime | nil (does not exist) */
 static int l_stat(lua_State *L)
 {
     struct stat st;
@@ -309,7 +309,20 @@ static int l_stat(lua_State *L)
     }
     lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" : "other");
     lua_pushinteger(L, (lua_Integer)st.st_size);
-    return 2;
+    lua_pushnumber(L, (lua_Number)st.st_mtim.tv_sec + (lua_Number)st.st_mtim.tv_nsec / 1e9);
+    return 3;
+}
+
+/* core.bytecmp(a, b) -> -1, 0 or 1 by bytes (Lua's < follows the locale) */
+static int l_bytecmp(lua_State *L)
+{
+    size_t la, lb;
+    const char *a = luaL_checklstring(L, 1, &la), *b = luaL_checklstring(L, 2, &lb);
+    int c = memcmp(a, b, la < lb ? la : lb);
+    if (c == 0)
+        c = (la > lb) - (la < lb);
+    lua_pushinteger(L, (c > 0) - (c < 0));
+    return 1;
 }
 
 static int l_now(lua_State *L)
@@ -367,6 +380,7 @@ int luaopen_cloudfetch_core(lua_State *L)
         {"now", l_now},
         {"clock", l_clock},
         {"stat", l_stat},
+        {"bytecmp", l_bytecmp},
         {NULL, NULL},
     };
 

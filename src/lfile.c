@@ -58,6 +58,14 @@ static int tmp_path(lua_State *L)
     return 1;
 }
 
+/* tmp:set_mtime(seconds) -> true | false: the saved file's modification time */
+static int tmp_set_mtime(lua_State *L)
+{
+    cf_tmpfile *f = lcf_check_tmpfile(L, 1);
+    lua_pushboolean(L, cf_tmpfile_set_mtime(f, luaL_checknumber(L, 2)) == 0);
+    return 1;
+}
+
 /* tmp:set_tag(s) -> true | false: remembers which entity a part file holds
  * (where the file system keeps no extended attributes, it cannot be
  * continued later). */
@@ -289,7 +297,47 @@ static int filehash_gc(lua_State *L)
     return 0;
 }
 
+/* ---- directories ------------------------------------------------------------- */
+
+/* core.mkdirs(base, rel [, follow]) -> true | nil, "io", message */
+static int l_mkdirs(lua_State *L)
+{
+    char err[CF_ERRLEN];
+    if (cf_mkdirs(luaL_checkstring(L, 1), luaL_checkstring(L, 2), lua_toboolean(L, 3), err, sizeof err) != 0)
+        return lcf_fail(L, CF_EIO, err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.listdir(path) -> { { name =, kind = "file"|"directory"|"other", size =, mtime = }, ... }
+ * sorted as B2 sorts names | nil, "io", message */
+static int l_listdir(lua_State *L)
+{
+    size_t n;
+    char err[CF_ERRLEN];
+    cf_dirent *e = cf_listdir(luaL_checkstring(L, 1), &n, err, sizeof err);
+    if (!e)
+        return lcf_fail(L, CF_EIO, err);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, e[i].name);
+        lua_setfield(L, -2, "name");
+        lua_pushstring(L, e[i].kind == 'f' ? "file" : e[i].kind == 'd' ? "directory" : "other");
+        lua_setfield(L, -2, "kind");
+        lua_pushinteger(L, (lua_Integer)e[i].size);
+        lua_setfield(L, -2, "size");
+        lua_pushnumber(L, e[i].mtime);
+        lua_setfield(L, -2, "mtime");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    cf_dirents_free(e, n);
+    return 1;
+}
+
 const luaL_Reg lcf_file_functions[] = {
+    {"mkdirs", l_mkdirs},
+    {"listdir", l_listdir},
     {"tempfile", l_tempfile},
     {"part_file", l_part_file},
     {"file_tag", l_file_tag},
@@ -303,6 +351,7 @@ void lcf_open_files(lua_State *L, int session)
     static const luaL_Reg tmpfile_methods[] = {
         {"path", tmp_path},       {"commit", tmp_commit}, {"start_commit", tmp_start_commit},
         {"discard", tmp_discard}, {"keep", tmp_keep},     {"set_tag", tmp_set_tag},
+        {"set_mtime", tmp_set_mtime},
         {NULL, NULL},
     };
     static const luaL_Reg commit_methods[] = {

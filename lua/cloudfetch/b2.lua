@@ -12,6 +12,7 @@
 local cf = require "cloudfetch"
 local codec = require "cloudfetch.b2.codec"
 local errors = require "cloudfetch.errors"
+local mirror = require "cloudfetch.mirror"
 local options = require "cloudfetch.options"
 local save = require "cloudfetch.save"
 local sched = require "cloudfetch.sched"
@@ -576,6 +577,69 @@ function Client:save_by_name(bucket, name, path, opts)
       { what = "file " .. bucket .. "/" .. name, name = name })
   end
   return save.run(opener, path, open, save_opts)
+end
+
+---------------------------------------------------------------------------
+-- Mirror
+
+local MIRROR_OWN = { bucket = "string", prefix = "string" }
+
+local function check_mirror(fn, opts)
+  mirror.check(fn, opts)
+  for k, v in pairs(opts) do
+    if not mirror.OPTIONS[k] then
+      if not MIRROR_OWN[k] then options.misuse(fn, "unknown option '" .. tostring(k) .. "'") end
+      if type(v) ~= "string" then options.misuse(fn, "option '" .. k .. "' must be a string") end
+    end
+  end
+  if not opts.bucket or opts.bucket == "" then options.misuse(fn, "option 'bucket' (a bucket name) is required") end
+end
+
+-- The modification time a downloaded file gets: the client's
+-- src_last_modified_millis (what b2 sync and rclone store), else the upload time.
+local function file_mtime(f)
+  local ms = tonumber(type(f.fileInfo) == "table" and f.fileInfo.src_last_modified_millis or nil)
+    or f.uploadTimestamp
+  return ms and ms / 1000 or nil
+end
+
+--- Brings the newest version of every file under `prefix` in bucket
+-- `bucket` down to `dir` (see mirror.lua and README "Mirroring").  Returns
+-- the report, or nil, err when the bucket cannot be found or listed.
+function Client:mirror(opts)
+  options.checked(check_mirror, "b2: mirror", opts)
+  local found, err = self:buckets{ name = opts.bucket }
+  if not found then return nil, err end
+  if not found[1] then
+    return nil, cf.Error.new{ kind = "api", code = "not_found",
+      message = "b2: mirror: no bucket named " .. opts.bucket .. " (or the key may not list it)" }
+  end
+  local bucket_id, prefix, client = found[1].bucketId, opts.prefix or "", self
+  return mirror.run({
+    sorted = true, -- b2_list_file_names lists by name, in UTF-8 bytes
+    list = function()
+      local files = client:files{ bucket_id = bucket_id, prefix = prefix }
+      return function()
+        for f in files do
+          if (f.action == nil or f.action == "upload") and type(f.fileName) == "string" then
+            local info = type(f.fileInfo) == "table" and f.fileInfo or {}
+            local sha1 = codec.expected_sha1(f.contentSha1, info.large_file_sha1)
+            return { name = f.fileName, rel = f.fileName:sub(#prefix + 1), size = f.contentLength,
+              mtime = file_mtime(f), hash = sha1 and { alg = "sha1", hex = sha1 }, file = f }
+          end
+        end
+        return nil
+      end
+    end,
+    download = function(entry, target, save_opts)
+      return client:save_by_id(entry.file.fileId, target, save_opts)
+    end,
+    exists = function(rel)
+      local first = client:files{ bucket_id = bucket_id, start = prefix .. rel, page_size = 1 }()
+      return first ~= nil and first.fileName == prefix .. rel
+    end,
+    name_of = function(rel) return prefix .. rel end,
+  }, opts)
 end
 
 return b2

@@ -30,7 +30,9 @@ function group.new(opts)
   local g = setmetatable({
     max_active = opts.max_active or 8,
     progress = opts.progress,
-    tasks = {},         -- every task, by spawn index
+    keep = opts.keep_results ~= false, -- false: results are not kept (a mirror of millions of files)
+    tasks = {},         -- every task not yet started, or every task when results are kept, by spawn index
+    ntasks = 0,
     results = {},       -- table.pack of each finished task's results
     next_start = 1,     -- the next queued task to start, in spawn order
     active = {},        -- running tasks (a set)
@@ -57,7 +59,8 @@ end
 function Group:spawn(fn, ...)
   if type(fn) ~= "function" then error("group:spawn: fn must be a function, got " .. type(fn), 2) end
   if self.closed then error("group:spawn: the group is closed", 2) end
-  local task = setmetatable({ group = self, index = #self.tasks + 1, fn = fn, args = table.pack(...),
+  self.ntasks = self.ntasks + 1
+  local task = setmetatable({ group = self, index = self.ntasks, fn = fn, args = table.pack(...),
     state = "queued" }, Task)
   self.tasks[task.index] = task
   return task
@@ -88,7 +91,7 @@ local function failed(results)
 end
 
 function Group:_record(task, results)
-  self.results[task.index] = results
+  if self.keep then self.results[task.index] = results end
   self.done = self.done + 1
   if failed(results) then self.failed = self.failed + 1 end
 end
@@ -164,7 +167,7 @@ function Group:_start(task)
 end
 
 function Group:_startable()
-  return self.nactive < self.max_active and self.next_start <= #self.tasks
+  return self.nactive < self.max_active and self.next_start <= self.ntasks
 end
 
 -- Runs every task that can go on now, each at most once, and starts queued
@@ -181,6 +184,7 @@ function Group:_run_ready()
     local progressed = false
     while self:_startable() do
       local task = self.tasks[self.next_start]
+      if not self.keep then self.tasks[self.next_start] = nil end
       self.next_start = self.next_start + 1
       if task.state == "queued" then
         self:_start(task)
@@ -249,7 +253,7 @@ function Group:_next_deadline()
 end
 
 function Group:unfinished()
-  return #self.tasks - self.done
+  return self.ntasks - self.done
 end
 
 function Group:_report(final)
@@ -257,13 +261,13 @@ function Group:_report(final)
   if not fn then return end
   local now = clock()
   if final then
-    if self.final_reported == #self.tasks then return end
-    self.final_reported = #self.tasks
+    if self.final_reported == self.ntasks then return end
+    self.final_reported = self.ntasks
   elseif now - self.last_report < PROGRESS_INTERVAL then
     return
   end
   self.last_report = now
-  fn{ total = #self.tasks, done = self.done, failed = self.failed, active = self.nactive, bytes = self.bytes }
+  fn{ total = self.ntasks, done = self.done, failed = self.failed, active = self.nactive, bytes = self.bytes }
 end
 
 ---------------------------------------------------------------------------
@@ -316,14 +320,14 @@ end
 function Group:close()
   if self.closed then return end
   self.closed = true
-  for i = self.next_start, #self.tasks do
+  for i = self.next_start, self.ntasks do
     local task = self.tasks[i]
     if task.state == "queued" then
       task.state = "canceled"
       self:_record(task, { nil, errors.canceled(), n = 2 })
     end
   end
-  self.next_start = #self.tasks + 1
+  self.next_start = self.ntasks + 1
   local running = {}
   for task in pairs(self.active) do running[#running + 1] = task end
   for _, task in ipairs(running) do self:_cancel_running(task) end

@@ -43,7 +43,7 @@ local function check_save_args(fn, path, opts)
   if opts ~= nil and type(opts) ~= "table" then misuse(fn, "opts must be a table, got " .. type(opts)) end
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
-  options.check_types(fn, o, { overwrite = "boolean", sync = "boolean" })
+  options.check_types(fn, o, { overwrite = "boolean", sync = "boolean", mtime = "number" })
   return o
 end
 
@@ -69,10 +69,7 @@ function cf.save(url, path, opts)
   return save.run(opener, path, open_opts, save_opts)
 end
 
--- cf.hash_file(path, algs) -> { alg = hex } | nil, err (kind "io").  Inside
--- a task, big files are hashed in steps with the other tasks running between.
-local HASH_STEP = 8 * 1024 * 1024
-
+-- cf.hash_file(path, algs) -> { alg = hex } | nil, err (kind "io").
 local function check_hash_args(fn, path, algs)
   options.check_path(fn, path)
   if type(algs) ~= "table" or #algs == 0 then misuse(fn, "algs must be a list such as { \"sha1\" }") end
@@ -83,16 +80,8 @@ end
 
 function cf.hash_file(path, algs)
   checked(check_hash_args, "cloudfetch.hash_file", path, algs)
-  local h, _, message = core.filehash(path, algs)
-  if not h then return nil, cf.Error.new{ kind = "io", message = message } end
-  local _ <close> = h
-  while true do
-    local more, _, err = h:step(HASH_STEP)
-    if more == nil then return nil, cf.Error.new{ kind = "io", message = path .. ": " .. err } end
-    if not more then break end
-    sched.pause()
-  end
-  return h:digests()
+  local sums, err = save.hash_file(path, algs)
+  return sums, err
 end
 
 ---------------------------------------------------------------------------

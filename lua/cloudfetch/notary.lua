@@ -12,6 +12,7 @@
 local cf = require "cloudfetch"
 local cjson = require "cjson.safe"
 local errors = require "cloudfetch.errors"
+local mirror = require "cloudfetch.mirror"
 local options = require "cloudfetch.options"
 local save = require "cloudfetch.save"
 local sched = require "cloudfetch.sched"
@@ -563,11 +564,9 @@ end
 -- server's Content-Disposition (else the info's name).  Returns path, bytes
 -- or nil, err; nothing is left on disk after a failure.  opts: cf.open's
 -- and cf.save's (overwrite, resume, parallel, part_size, sync).
-function Client:save(id, path_or_dir, opts)
-  check_id("client:save", id)
-  local open, save_opts = options.checked(check_save, "client:save", path_or_dir, opts)
-  local info, err = self:file_info(id)
-  if not info then return nil, err end
+-- Saves the file that `info` (a stored-file table) describes.
+local function save_file(self, info, path_or_dir, open, save_opts)
+  local id = info.id
   local function opener(o)
     local d, oerr = open_file(self, id, o)
     if not d then return nil, oerr end
@@ -581,6 +580,73 @@ function Client:save(id, path_or_dir, opts)
     return d
   end
   return save.run(opener, path_or_dir, open, save_opts)
+end
+
+function Client:save(id, path_or_dir, opts)
+  check_id("client:save", id)
+  local open, save_opts = options.checked(check_save, "client:save", path_or_dir, opts)
+  local info, err = self:file_info(id)
+  if not info then return nil, err end
+  return save_file(self, info, path_or_dir, open, save_opts)
+end
+
+-- Seconds since the epoch of an ISO 8601 time ("2026-03-01T12:34:56.789Z",
+-- "+02:00" offsets; UTC when it names no zone), or nil.
+local function iso_seconds(s)
+  if type(s) ~= "string" then return nil end
+  local y, mo, d, h, mi, sec, frac, zone = s:match(
+    "^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)(%.?%d*)(.*)$")
+  if not y then return nil end
+  y, mo = tonumber(y), tonumber(mo)
+  -- days from 1970-01-01 to the date (proleptic Gregorian), as in Howard Hinnant's days_from_civil
+  local yy = mo <= 2 and y - 1 or y
+  local era = yy // 400
+  local yoe = yy - era * 400
+  local doy = (153 * (mo > 2 and mo - 3 or mo + 9) + 2) // 5 + tonumber(d) - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  local t = days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) + (tonumber("0" .. frac) or 0)
+  local sign, zh, zm = zone:match("^([+-])(%d%d):?(%d%d)$")
+  if sign then
+    local off = tonumber(zh) * 3600 + tonumber(zm) * 60
+    t = sign == "+" and t - off or t + off
+  elseif zone ~= "" and zone ~= "Z" and zone ~= "z" then
+    return nil
+  end
+  return t
+end
+notary._iso_seconds = iso_seconds
+
+local function check_mirror(fn, opts)
+  mirror.check(fn, opts)
+  for k in pairs(opts) do
+    if not mirror.OPTIONS[k] then options.misuse(fn, "unknown option '" .. tostring(k) .. "'") end
+  end
+end
+
+--- Brings every stored file of the account down to `dir`, named as the
+-- service names them (see README "Mirroring").  Returns the report, or
+-- nil, err when the listing fails.
+function Client:mirror(opts)
+  options.checked(check_mirror, "notary: mirror", opts)
+  local client = self
+  return mirror.run({
+    sorted = false, -- the service lists in its own order: the mirror keeps the set of local paths
+    list = function()
+      local files = client:files()
+      return function()
+        local f = files()
+        if not f then return nil end
+        local name = f.name or f.id
+        return { name = name, rel = name, size = f.size, mtime = iso_seconds(f.created_at),
+          hash = f.sha256 and { alg = "sha256", hex = f.sha256 }, file = f }
+      end
+    end,
+    download = function(entry, target, save_opts)
+      save_opts.auto_parallel = true
+      return save_file(client, entry.file, target, {}, save_opts)
+    end,
+  }, opts)
 end
 
 return notary

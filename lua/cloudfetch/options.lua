@@ -21,6 +21,7 @@ options.OPEN = {
 -- What cf.save (and the services' saves) take beyond cf.open's options.
 options.SAVE = {
   overwrite = "boolean", resume = "boolean", parallel = "number", part_size = "number", sync = "boolean",
+  mtime = "number",
 }
 
 -- The subset a service client (b2, notary) keeps and applies to each request.

@@ -79,6 +79,7 @@ end
 -- waits (yields); elsewhere it runs here.  Returns target, bytes or nil, err.
 function save.commit(f, target, opts, bytes)
   local overwrite, sync = opts.overwrite or false, opts.sync ~= false
+  if opts.mtime then f:set_mtime(opts.mtime) end
   local ok, kind, message, code
   if sync and sched.context() then
     local job = sched.track(f:start_commit(target, overwrite, sync), "cancel")
@@ -255,6 +256,23 @@ local function resumable(opener, path, open_opts, opts)
     return nil, err
   end
   return save.commit(f, target, opts, bytes)
+end
+
+-- A local file's digests ({ alg = hex }), or nil, err (kind "io").  Inside a
+-- task, big files are hashed in steps with the other tasks running between.
+local HASH_STEP = 8 * 1024 * 1024
+
+function save.hash_file(path, algs)
+  local h, _, message = core.filehash(path, algs)
+  if not h then return nil, io_error(message) end
+  local _ <close> = h
+  while true do
+    local more, _, err = h:step(HASH_STEP)
+    if more == nil then return nil, io_error(path .. ": " .. err) end
+    if not more then break end
+    sched.pause()
+  end
+  return h:digests()
 end
 
 -- A save with `opts` (cf.save's own options): resumable, in parallel parts,
