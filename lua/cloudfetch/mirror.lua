@@ -129,6 +129,7 @@ function mirror.run(svc, opts)
   local taken, settled = 0, 0
   local g <close> = group.new{ max_active = max_active + 1, keep_results = false }
   local pending = 0        -- downloads spawned and not finished
+  local running = {}       -- their tasks (a set), for the bytes they received so far
   local diverted = {}      -- local paths of names the sanitiser changed -> name
   local seen = not svc.sorted and {} or nil -- unsorted listings: every local path taken
   local extras = {}        -- local files the listing lacks (deleted at the end)
@@ -140,7 +141,9 @@ function mirror.run(svc, opts)
     local now = sched.clock()
     if not final and now - last_report < PROGRESS_INTERVAL then return end
     last_report = now
-    opts.progress{ total = taken, done = settled, failed = #report.failed, active = pending, bytes = g.bytes }
+    local bytes = report.bytes
+    for task in pairs(running) do bytes = bytes + (task.bytes or 0) end
+    opts.progress{ total = taken, done = settled, failed = #report.failed, active = pending, bytes = bytes }
   end
 
   local function fail(entry, err)
@@ -163,7 +166,6 @@ function mirror.run(svc, opts)
     end
     if not path then return fail(entry, bytes) end
     report.downloaded = report.downloaded + 1
-    report.bytes = report.bytes + bytes
     settled = settled + 1
     progress()
   end
@@ -186,7 +188,13 @@ function mirror.run(svc, opts)
     end
     pending = pending + 1
     g:spawn(function()
-      local _ <close> = setmetatable({}, { __close = function() pending = pending - 1 end })
+      local task = sched.context()
+      running[task] = true
+      local _ <close> = setmetatable({}, { __close = function()
+        pending = pending - 1
+        running[task] = nil
+        report.bytes = report.bytes + (task.bytes or 0) -- body bytes, retries included
+      end })
       local ok, e = pcall(download, entry, rel)
       if not ok then -- raised (a progress callback, a bug): end the mirror, raise it below
         raised = raised or { e }

@@ -150,10 +150,12 @@ function sched.wait_ready(t)
   if not t:ready() then sched.wait(t) end
 end
 
--- Body bytes a task received, for its group's progress.
+-- Body bytes a task received: counted on the task (task.bytes), its group
+-- (g.bytes, for progress), and on up through the tasks that made the group.
 function sched.count(n)
   local ctx = contexts[coroutine.running()]
   while ctx do
+    ctx.bytes = (ctx.bytes or 0) + n
     local g = ctx.group
     if not g then return end
     g.bytes = g.bytes + n

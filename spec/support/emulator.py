@@ -12,6 +12,7 @@ and the choices made where the public documentation is silent.
 
 import argparse
 import base64
+import bisect
 import binascii
 import datetime
 import email.utils
@@ -294,6 +295,8 @@ class State:
             self.b2_tokens = {}
             self.buckets = {}          # id -> bucket dict
             self.files = {}            # id -> B2File
+            self.files_gen = 0         # bumped on every change of files (listing caches)
+            self.listing_cache = {}    # (kind, bucket id) -> (gen, files, name keys)
             self.notary_users = {}     # login -> {password, id}
             self.notary_files = {}     # id -> dict
             self.notary_tokens = {}    # access token -> {login, expires_at, expired}
@@ -367,26 +370,51 @@ class State:
                    large=bool(large), unverified=bool(unverified), parts={})
         with self.lock:
             self.files[f.id] = f
+            self.files_gen += 1
         return f
 
-    def versions(self, bucket_id):
-        """All versions in a bucket: by name (UTF-8 byte order), newest first."""
+    def files_changed(self):
         with self.lock:
-            fs = [f for f in self.files.values() if f.bucket_id == bucket_id]
-        fs.sort(key=lambda f: (f.name.encode("utf-8"), -f.upload_ts, f.id))
-        return fs
+            self.files_gen += 1
 
-    def latest_visible(self, bucket_id):
-        out, seen = [], set()
-        for f in self.versions(bucket_id):
-            if f.action == "start":
-                continue
-            if f.name in seen:
-                continue
-            seen.add(f.name)
-            if f.action == "upload":
-                out.append(f)
-        return out
+    def cached(self, kind, bucket_id, build):
+        """A sorted listing and its name keys (UTF-8 bytes), rebuilt only after a change,
+        so paging through a bucket of 100,000 names stays fast."""
+        with self.lock:
+            gen = self.files_gen
+            hit = self.listing_cache.get((kind, bucket_id))
+        if hit and hit[0] == gen:
+            return hit[1], hit[2]
+        fs = build()
+        keys = [f.name.encode("utf-8") for f in fs]
+        with self.lock:
+            self.listing_cache[(kind, bucket_id)] = (gen, fs, keys)
+        return fs, keys
+
+    def versions(self, bucket_id, with_keys=False):
+        """All versions in a bucket: by name (UTF-8 byte order), newest first."""
+        def build():
+            with self.lock:
+                fs = [f for f in self.files.values() if f.bucket_id == bucket_id]
+            fs.sort(key=lambda f: (f.name.encode("utf-8"), -f.upload_ts, f.id))
+            return fs
+        fs, keys = self.cached("versions", bucket_id, build)
+        return (fs, keys) if with_keys else fs
+
+    def latest_visible(self, bucket_id, with_keys=False):
+        def build():
+            out, seen = [], set()
+            for f in self.versions(bucket_id):
+                if f.action == "start":
+                    continue
+                if f.name in seen:
+                    continue
+                seen.add(f.name)
+                if f.action == "upload":
+                    out.append(f)
+            return out
+        fs, keys = self.cached("latest", bucket_id, build)
+        return (fs, keys) if with_keys else fs
 
     def new_b2_token(self, kind, ttl, **extra):
         token = "4_%s_%s" % (self.run_tag, secrets.token_hex(24))
@@ -1003,13 +1031,19 @@ class B2Api:
             raise b2_error(400, "bad_request", "startFileId requires startFileName")
         return b, count, prefix, delimiter, start, start_id
 
-    def collect(self, files, count, prefix, delimiter, start, version, start_id=None):
+    def collect(self, files, count, prefix, delimiter, start, version, start_id=None, keys=None):
         """Walk sorted versions, collapsing folders; returns (entries, next_name, next_id)."""
         entries, next_name, next_id = [], None, None
         last_folder = None
         skipping = start_id is not None
-        for f in files:
+        first = 0
+        if keys is not None:  # sorted by name bytes: jump to the first candidate
+            first = bisect.bisect_left(keys, max(start.encode(), prefix.encode()))
+        for i in range(first, len(files)):
+            f = files[i]
             if not f.name.startswith(prefix) or f.name.encode() < start.encode():
+                if keys is not None and f.name.encode() > prefix.encode() and not f.name.startswith(prefix):
+                    break  # past the prefix: nothing further can match
                 continue
             if skipping:
                 if f.name == start and f.id != start_id:
@@ -1036,15 +1070,15 @@ class B2Api:
 
     def api_list_file_names(self, h, version):
         b, count, prefix, delimiter, start, _ = self.list_params(h, False)
-        files = self.state.latest_visible(b["bucketId"])
-        entries, next_name, _ = self.collect(files, count, prefix, delimiter, start, version)
+        files, keys = self.state.latest_visible(b["bucketId"], with_keys=True)
+        entries, next_name, _ = self.collect(files, count, prefix, delimiter, start, version, keys=keys)
         return json_response(200, {"files": entries, "nextFileName": next_name})
 
     def api_list_file_versions(self, h, version):
         b, count, prefix, delimiter, start, start_id = self.list_params(h, True)
-        files = self.state.versions(b["bucketId"])
+        files, keys = self.state.versions(b["bucketId"], with_keys=True)
         entries, next_name, next_id = self.collect(files, count, prefix, delimiter, start, version,
-                                                   start_id)
+                                                   start_id, keys=keys)
         return json_response(200, {"files": entries, "nextFileName": next_name, "nextFileId": next_id})
 
     def file_by_id(self, p):
@@ -1223,12 +1257,14 @@ class B2Api:
         f.sha1, f.md5, f.sha256 = digests(blob, ("sha1",))
         with self.state.lock:
             f.blob, f.size, f.parts, f.action = blob, blob.size, {}, "upload"
+        self.state.files_changed()
         return json_response(200, f.to_json(version, "contentLength"))
 
     def api_cancel_large_file(self, h, version):
         _, _, f = self.unfinished_large_file(h)
         with self.state.lock:
             self.state.files.pop(f.id, None)
+        self.state.files_changed()
         return json_response(200, {"fileId": f.id, "accountId": B2_ACCOUNT_ID,
                                    "bucketId": f.bucket_id, "fileName": f.name})
 
@@ -1282,6 +1318,7 @@ class B2Api:
             raise b2_error(400, "bad_request", "fileName does not match fileId")
         with self.state.lock:
             self.state.files.pop(f.id, None)
+        self.state.files_changed()
         return json_response(200, {"fileId": f.id, "fileName": f.name})
 
     # -- downloads
@@ -1687,6 +1724,8 @@ class Control:
             return json_response(200, b)
         if route == ("POST", "/_emu/b2/files"):
             return json_response(200, self.add_b2_file(data))
+        if route == ("POST", "/_emu/b2/generate"):
+            return json_response(200, self.generate_b2_files(data))
         if route == ("POST", "/_emu/b2/expire"):
             with st.lock:
                 for t in st.b2_tokens.values():
@@ -1727,6 +1766,23 @@ class Control:
         if route == ("GET", "/_emu/info"):
             return json_response(200, self.server.ready_info)
         raise control_error(404, "no such control endpoint: %s %s" % route)
+
+    def generate_b2_files(self, data):
+        """`count` files named prefix + 7-digit number, all holding the same `size` bytes."""
+        st = self.state
+        b = st.bucket_by_name(data.get("bucket") or "")
+        if b is None:
+            raise control_error(400, "unknown bucket")
+        count, size = data.get("count"), data.get("size", 10)
+        if not isinstance(count, int) or not 0 < count <= 1000000 or not isinstance(size, int) or size < 0:
+            raise control_error(400, "count (1..1000000) and size (>= 0) are integers")
+        prefix = data.get("prefix") or "gen/"
+        blob = BytesBlob(b"g" * size)
+        sums = digests(blob, ("sha1", "md5"))
+        for i in range(count):
+            st.add_b2_file(b["bucketId"], "%s%07d" % (prefix, i), blob, "application/octet-stream", {},
+                           sums=sums)
+        return {"count": count, "sha1": sums[0]}
 
     def add_b2_file(self, data):
         st = self.state
