@@ -26,7 +26,7 @@ CTEST    = build/test_core build/test_engine
 
 LUA_ENV = LUA_PATH="./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;" LUA_CPATH="./?.so;;"
 
-.PHONY: all deps build test test-valgrind lint demo bench-core bench-b2 bench-concurrency clean install
+.PHONY: all deps build test test-valgrind lint demo bench-core bench-b2 bench-concurrency bench-mirror clean install
 
 all: build
 build: $(MODULE)
@@ -72,6 +72,11 @@ bench-b2: deps
 bench-concurrency: deps
 	@$(MAKE) --no-print-directory build
 	@LUA_PATH="./lua/?.lua;./lua/?/init.lua;./?.lua;;" LUA_CPATH="./?.so;;" $(LUA) bench/concurrency.lua
+
+# A bucket mirrored from the emulator against b2 sync, b2sdk's Synchronizer and rclone copy.
+bench-mirror: deps
+	@$(MAKE) --no-print-directory build
+	@LUA_PATH="./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;" LUA_CPATH="./?.so;;" $(LUA) bench/mirror.lua
 
 install: build
 	install -d $(DESTDIR)$(LUA_CMODULE_DIR)/cloudfetch $(DESTDIR)$(LUA_MODULE_DIR)/cloudfetch/b2

@@ -5,6 +5,8 @@
 --   examples/b2_download.lua <id> demo-out/b2         (each seeded B2 file)
 --   examples/notary_download.lua <id> demo-out/notary (each seeded Notary file)
 --   examples/luv_download.lua demo-bucket demo-out/luv (the whole bucket at once, in a luv loop)
+--   examples/b2_mirror.lua demo-bucket demo-out/mirror, twice (the second run downloads nothing)
+--   examples/notary_mirror.lua demo-out/notary-mirror, twice
 --
 -- Every download is also checked on disk against the seed's SHA-1 / SHA-256.
 -- Run from the repository root:
@@ -154,6 +156,29 @@ local ok, err = pcall(function()
     step(string.format("Download Notary file %q (%d bytes)", f.name, math.tointeger(f.size) or f.size),
       "examples/notary_download.lua", { f.id, OUT .. "/notary" }, saved_with("sha256sum", f.sha256))
   end
+  os.execute("rm -rf " .. q(OUT .. "/mirror") .. " " .. q(OUT .. "/notary-mirror"))
+  local function mirrored(want_downloaded, want_skipped, files, tool, root)
+    return function(out)
+      local d, s = out:match("downloaded (%d+), up to date (%d+)")
+      if tonumber(d) ~= want_downloaded or tonumber(s) ~= want_skipped then
+        return false, ("expected %d downloaded and %d up to date"):format(want_downloaded, want_skipped)
+      end
+      for _, f in ipairs(files) do
+        local path = root .. "/" .. f.name
+        if digest_of(tool, path) ~= (f.sha1 or f.sha256) then return false, path .. " does not hold the file" end
+      end
+      return true
+    end
+  end
+  local nb, nn = #seed.b2.files, #seed.notary.files
+  step("Mirror the B2 bucket", "examples/b2_mirror.lua", { seed.b2.bucket, OUT .. "/mirror" },
+    mirrored(nb, 0, seed.b2.files, "sha1sum", OUT .. "/mirror"))
+  step("Mirror it again: nothing to download", "examples/b2_mirror.lua", { seed.b2.bucket, OUT .. "/mirror" },
+    mirrored(0, nb, seed.b2.files, "sha1sum", OUT .. "/mirror"))
+  step("Mirror the Notary account", "examples/notary_mirror.lua", { OUT .. "/notary-mirror" },
+    mirrored(nn, 0, seed.notary.files, "sha256sum", OUT .. "/notary-mirror"))
+  step("Mirror it again: nothing to download", "examples/notary_mirror.lua", { OUT .. "/notary-mirror" },
+    mirrored(0, nn, seed.notary.files, "sha256sum", OUT .. "/notary-mirror"))
   os.execute("rm -rf " .. q(OUT .. "/luv"))
   assert(os.execute("mkdir -p " .. q(OUT .. "/luv")))
   step("Download the whole B2 bucket at once inside a luv event loop", "examples/luv_download.lua",

@@ -3,7 +3,7 @@
 # benchmark; does nothing when they are all there.  Uses sudo only when not root.
 set -eu
 pkgs="gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev
-      lua-cjson lua-busted lua-check lua-luv python3 python3-b2sdk rclone nginx-light aria2
+      lua-cjson lua-busted lua-check lua-luv python3 python3-b2sdk backblaze-b2 rclone nginx-light aria2
       openssl curl ca-certificates valgrind time luarocks"
 missing=""
 for p in $pkgs; do
