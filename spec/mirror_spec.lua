@@ -92,6 +92,23 @@ describe("b2 mirror", function()
     assert.equal(1, #e:requests("b2_list_file_names"))
   end)
 
+  it("takes only the newest version of a name and skips hidden files", function()
+    local newer = add("a.txt", 150) -- a second version of a.txt
+    local auth = assert(cf.open(e.url .. "/b2api/v2/b2_authorize_account",
+      { headers = { Authorization = "Basic " .. cf.base64(e.info.b2.key_id .. ":" .. e.info.b2.key) } })):json()
+    local bucket_id = assert(client:buckets{ name = "m-bucket" })[1].bucketId
+    local hidden = assert(cf.open(auth.apiUrl .. "/b2api/v2/b2_hide_file", { method = "POST",
+      headers = { Authorization = auth.authorizationToken },
+      json = { bucketId = bucket_id, fileName = "docs/readme.md" } }))
+    assert.equal(200, hidden.status)
+    hidden:close()
+    local report = assert(client:mirror{ bucket = "m-bucket", dir = dir })
+    assert.equal(4, report.downloaded)
+    local got = tree(dir)
+    assert.equal(newer.sha1, got["a.txt"])
+    assert.is_nil(got["docs/readme.md"])
+  end)
+
   it("takes only a prefix, removing it from local paths", function()
     local report = assert(client:mirror{ bucket = "m-bucket", prefix = "photos/", dir = dir })
     assert.equal(2, report.downloaded)
