@@ -141,9 +141,14 @@ function mirror.run(svc, opts)
     local now = sched.clock()
     if not final and now - last_report < PROGRESS_INTERVAL then return end
     last_report = now
-    local bytes = report.bytes
-    for task in pairs(running) do bytes = bytes + (task.bytes or 0) end
-    opts.progress{ total = taken, done = settled, failed = #report.failed, active = pending, bytes = bytes }
+    local bytes, current = report.bytes, {}
+    for task, entry in pairs(running) do
+      bytes = bytes + (task.bytes or 0)
+      current[#current + 1] = { name = entry.name, bytes = task.bytes or 0, size = entry.size }
+    end
+    table.sort(current, function(a, b) return a.name < b.name end)
+    opts.progress{ total = taken, done = settled, failed = #report.failed, active = pending, bytes = bytes,
+      current = current }
   end
 
   local function fail(entry, err)
@@ -189,7 +194,7 @@ function mirror.run(svc, opts)
     pending = pending + 1
     g:spawn(function()
       local task = sched.context()
-      running[task] = true
+      running[task] = entry
       local _ <close> = setmetatable({}, { __close = function()
         pending = pending - 1
         running[task] = nil
