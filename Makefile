@@ -26,7 +26,7 @@ CTEST    = build/test_core build/test_engine
 
 LUA_ENV = LUA_PATH="./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;" LUA_CPATH="./?.so;;"
 
-.PHONY: all deps build test test-valgrind lint demo bench-core bench-b2 bench-concurrency bench-mirror clean install
+.PHONY: all deps build test test-valgrind lint docs demo bench-core bench-b2 bench-concurrency bench-mirror clean install
 
 all: build
 build: $(MODULE)
@@ -46,6 +46,17 @@ build/test_%: spec/c/test_%.c $(CORE_SRC) $(HDRS)
 
 lint:
 	luacheck --no-color -q lua spec examples bench
+
+# The reference of the public Lua API (config.ld) in build/docs/.  Fails when
+# LDoc says anything besides its usual progress lines: every warning
+# ("file:line: ...") is an error here.
+LDOC_PROGRESS = ^(reading configuration from |found master module|\*\*\*closing section from master module\*\*\*$$|output written to )
+docs: deps
+	@rm -rf build/docs && mkdir -p build
+	@out=$$(ldoc . 2>&1); status=$$?; printf '%s\n' "$$out"; \
+	if [ $$status -ne 0 ] || printf '%s\n' "$$out" | grep -Ev '$(LDOC_PROGRESS)' | grep -q .; then \
+	  echo "make docs: LDoc reported problems (above)" >&2; exit 1; \
+	fi
 
 test: deps
 	@$(MAKE) --no-print-directory build $(CTEST)
@@ -83,6 +94,10 @@ install: build
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CMODULE_DIR)/cloudfetch/core.so
 	install -m 644 lua/cloudfetch/*.lua $(DESTDIR)$(LUA_MODULE_DIR)/cloudfetch/
 	install -m 644 lua/cloudfetch/b2/*.lua $(DESTDIR)$(LUA_MODULE_DIR)/cloudfetch/b2/
+ifneq ($(wildcard bin/cloudfetch),)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 bin/cloudfetch $(DESTDIR)$(PREFIX)/bin/cloudfetch
+endif
 
 clean:
 	rm -rf cloudfetch build spec/tmp demo-out bench/out

@@ -3,8 +3,8 @@
 # benchmark; does nothing when they are all there.  Uses sudo only when not root.
 set -eu
 pkgs="gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev
-      lua-cjson lua-busted lua-check lua-luv python3 python3-b2sdk backblaze-b2 rclone nginx-light aria2
-      openssl curl ca-certificates valgrind time luarocks"
+      lua-cjson lua-argparse lua-busted lua-check lua-luv python3 python3-b2sdk backblaze-b2 rclone nginx-light aria2
+      openssl curl ca-certificates valgrind time luarocks lua-ldoc lua-discount"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

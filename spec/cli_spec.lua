@@ -306,6 +306,7 @@ describe("cloudfetch (command line)", function()
       assert.equal(0, code)
       assert.is_true(cjson.decode(out).downloaded >= 2)
       code, out = cli(notary_env(), "notary", "mirror", dir .. "/m", "--json")
+      assert.equal(0, code)
       assert.equal(0, cjson.decode(out).downloaded)
     end)
 
@@ -319,7 +320,8 @@ describe("cloudfetch (command line)", function()
     end)
 
     it("exits 6 for a file that does not exist", function()
-      local code, out, err = cli(notary_env(), "notary", "get", "00000000-0000-0000-0000-000000000000", "-o", dir .. "/")
+      local code, out, err = cli(notary_env(), "notary", "get", "00000000-0000-0000-0000-000000000000",
+        "-o", dir .. "/")
       assert.equal(6, code)
       one_line_error(err, out)
     end)

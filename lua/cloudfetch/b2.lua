@@ -1,10 +1,16 @@
--- cloudfetch.b2: the Backblaze B2 native API (authorize, list, download).
+--- The Backblaze B2 native API: authorize, list, download, mirror.
 --
---   local b2 = require "cloudfetch.b2"
---   local client = assert(b2.authorize{ key_id = ..., key = ... })
---   for f in client:files{ bucket_id = id } do print(f.fileName, f.contentLength) end
---   assert(client:save_by_id(file_id, "downloads/"))
---
+-- A non-2xx answer from any call is `nil, err` with B2's `status`, `code`
+-- and `message` (kind `"auth"` for 401/403, `"api"` otherwise).  A client
+-- re-authorizes by itself on an expired token and retries what B2 documents
+-- as transient.
+-- @module cloudfetch.b2
+-- @usage
+-- local b2 = require "cloudfetch.b2"
+-- local client = assert(b2.authorize{ key_id = ..., key = ... })
+-- for f in client:files{ bucket_id = id } do print(f.fileName, f.contentLength) end
+-- assert(client:save_by_id(file_id, "downloads/"))
+
 -- Every call is a cf.open request; transient failures (408, 429, 5xx,
 -- network) are retried there.  This module adds what is B2's own: the JSON
 -- calls, paging, re-authorization on an expired token, B2's name encoding and
@@ -56,7 +62,7 @@ function Client:__tostring()
   return string.format("b2.client(%s, %s)", tostring(self.account_id), tostring(self.api_url))
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- Errors
 
 local function check_type(value, expected, name, level)
@@ -160,7 +166,7 @@ local function read_error(d)
   return code, message
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- Requests
 
 local function with_transport(state, opts)
@@ -268,16 +274,27 @@ local function call(client, name, body, ctx)
   return codec.integers(res)
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- Authorize
 
--- "cloudfetch/<version> b2 (Lua 5.4) libcurl/<version>", as B2 asks clients
--- to name themselves and their dependencies.
+--- The User-Agent a client sends, as B2 asks clients to name themselves and
+-- their dependencies.
+-- @treturn string `"cloudfetch/<version> b2 (Lua 5.4) libcurl/<version>"`
 function b2.user_agent()
   local curl = core.curl_version
   return string.format("cloudfetch/%s b2 (%s)%s", cf.version, _VERSION, curl and " libcurl/" .. curl or "")
 end
 
+--- Authorizes an application key (b2_authorize_account) and returns a
+-- client.
+-- @tparam table args `key_id`, `key`, optional `realm` (default
+-- `"https://api.backblazeb2.com"`), and the transport options of
+-- `cloudfetch.open` (`timeout`, `proxy`, `ca_file`, `user_agent`, ...), kept
+-- for every request of the client
+-- @treturn[1] Client
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error kind `"auth"` when the key is refused
+-- @raise on misuse: a missing key, an unknown option
 function b2.authorize(args)
   check_type(args, "table", "authorize's argument", 2)
   local state = { tokens = {}, transport = {} }
@@ -305,9 +322,22 @@ function b2.authorize(args)
   return client
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- Buckets and file metadata
 
+--- A B2 client: what @{cloudfetch.b2.authorize|b2.authorize} returns.  Fields: `account_id`,
+-- `api_url`, `download_url`, `allowed` (the key's capabilities and
+-- restrictions), `realm`, `key_expires`, `recommended_part_size`,
+-- `absolute_minimum_part_size`, `s3_api_url`.  Secrets are not kept in the
+-- table, so printing it leaks nothing.
+-- @type Client
+
+--- The account's buckets (b2_list_buckets).
+-- @tparam[opt] table filter `{ name = }` or `{ id = }`
+-- @treturn[1] table an array of B2's bucket objects (`bucketId`,
+-- `bucketName`, `bucketType`, ...)
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error
 function Client:buckets(filter)
   if filter ~= nil then check_type(filter, "table", "buckets' filter", 2) end
   filter = filter or {}
@@ -333,6 +363,12 @@ function Client:buckets(filter)
   return res.buckets
 end
 
+--- One file's information (b2_get_file_info).
+-- @tparam string file_id
+-- @treturn[1] table B2's file object (`fileId`, `fileName`, `contentLength`,
+-- `contentSha1`, `fileInfo`, ...)
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error
 function Client:file_info(file_id)
   check_string(file_id, "file_id", 2)
   local res, err = call(self, "b2_get_file_info", { fileId = file_id }, { what = "file " .. file_id })
@@ -340,6 +376,14 @@ function Client:file_info(file_id)
   return codec.file_table(res)
 end
 
+--- A token that lets others download files of a private bucket
+-- (b2_get_download_authorization); pass it as `authorization` to
+-- @{Client:open_by_name}.
+-- @tparam table args `bucket_id`, optional `prefix` (default `""`),
+-- `valid_for` (seconds, 1 to 604800, default 3600), `content_disposition`
+-- @treturn[1] string the token
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error
 function Client:download_authorization(args)
   check_type(args, "table", "download_authorization's argument", 2)
   for k in pairs(args) do
@@ -369,7 +413,7 @@ function Client:download_authorization(args)
   return res.authorizationToken
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- Listing
 
 local LIST_ARGS = { bucket_id = true, prefix = true, delimiter = true, start = true, page_size = true }
@@ -432,15 +476,26 @@ local function list(client, args, versions)
   end
 end
 
+--- Iterator over the files of a bucket (b2_list_file_names), paging by
+-- itself.
+-- @tparam table args `bucket_id`, optional `prefix`, `delimiter`, `start`
+-- (a file name), `page_size` (1 to 10000, default 1000)
+-- @return an iterator over B2's file objects
+-- @raise the cloudfetch.Error when a page cannot be listed
 function Client:files(args)
   return list(self, args, false)
 end
 
+--- Iterator over every version of the files of a bucket
+-- (b2_list_file_versions), as @{Client:files}.
+-- @tparam table args as @{Client:files}, plus `start_id` (with `start`)
+-- @return an iterator over B2's file objects
+-- @raise the cloudfetch.Error when a page cannot be listed
 function Client:versions(args)
   return list(self, args, true)
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- Downloads
 
 -- Fills the Download's B2 fields from the response headers.
@@ -521,6 +576,17 @@ end
 
 local function by_id_url(c) return c.download_url .. "/b2api/" .. b2.API_VERSION .. "/b2_download_file_by_id" end
 
+--- Opens a file by id (b2_download_file_by_id).  The body is verified
+-- against the SHA-1 and length B2 gives, unless `verify = false`.
+-- @tparam string file_id
+-- @tparam[opt] table opts `cloudfetch.open`'s options, plus
+-- `content_disposition`, `authorization` (a token from
+-- @{Client:download_authorization}) and `verify`
+-- @treturn[1] cloudfetch.Download with extra fields `file_id`, `file_name`,
+-- `content_sha1`, `info` (`X-Bz-Info-*`, lower-case keys),
+-- `upload_timestamp` (ms), `content_type`
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error with B2's `status`, `code` and `message`
 function Client:open_by_id(file_id, opts)
   check_string(file_id, "file_id", 2)
   local open, _, own = options.checked(check_download_opts, "b2: open_by_id", opts, false)
@@ -532,6 +598,13 @@ local function by_name_url(bucket, name)
   return function(c) return c.download_url .. path end
 end
 
+--- Opens a file by bucket name and file name; as @{Client:open_by_id}.
+-- @tparam string bucket the bucket name
+-- @tparam string name the file name
+-- @tparam[opt] table opts as @{Client:open_by_id}
+-- @treturn[1] cloudfetch.Download
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error
 function Client:open_by_name(bucket, name, opts)
   check_string(bucket, "bucket", 2)
   check_string(name, "name", 2)
@@ -540,9 +613,19 @@ function Client:open_by_name(bucket, name, opts)
     { what = "file " .. bucket .. "/" .. name, name = name })
 end
 
--- Saves an open B2 Download (from open_by_id / open_by_name) like d:save:
--- a directory target gets the file's own B2 name when the answer names
--- none.  Returns path, bytes or nil, err.
+--- @section end
+
+--- Saves a download opened with @{Client:open_by_id} or
+-- @{Client:open_by_name} like `d:save`; a directory target gets the name
+-- from Content-Disposition, else the last segment of the B2 file name, else
+-- the file id.
+-- @tparam cloudfetch.Download d
+-- @tparam string path a file or directory path
+-- @tparam[opt] table opts as `d:save`
+-- @treturn[1] string the path written
+-- @treturn[1] integer bytes
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error
 function b2.save(d, path, opts)
   check_type(d, "table", "download", 2)
   check_string(path, "path", 2)
@@ -557,8 +640,19 @@ local function check_save(fn, path, opts)
   return open, save_opts, own
 end
 
--- save_by_id / save_by_name: cf.save's options (overwrite, resume, parallel,
--- part_size, sync) as well as open_by_*'s.
+--- @type Client
+
+--- Downloads a file by id to disk, verified (SHA-1 whenever B2 gives one),
+-- atomically.  Files of 100 MiB and more come down in 4 parallel parts
+-- unless `parallel` says otherwise.
+-- @tparam string file_id
+-- @tparam string path a file or directory path
+-- @tparam[opt] table opts @{Client:open_by_id}'s, plus `cloudfetch.save`'s
+-- (`overwrite`, `resume`, `parallel`, `part_size`, `sync`, `mtime`)
+-- @treturn[1] string the path written
+-- @treturn[1] integer bytes
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error
 function Client:save_by_id(file_id, path, opts)
   check_string(file_id, "file_id", 2)
   local open, save_opts, own = options.checked(check_save, "b2: save_by_id", path, opts)
@@ -568,6 +662,15 @@ function Client:save_by_id(file_id, path, opts)
   return save.run(opener, path, open, save_opts)
 end
 
+--- Downloads a file by bucket name and file name; as @{Client:save_by_id}.
+-- @tparam string bucket the bucket name
+-- @tparam string name the file name
+-- @tparam string path a file or directory path
+-- @tparam[opt] table opts as @{Client:save_by_id}
+-- @treturn[1] string the path written
+-- @treturn[1] integer bytes
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error
 function Client:save_by_name(bucket, name, path, opts)
   check_string(bucket, "bucket", 2)
   check_string(name, "name", 2)
@@ -579,7 +682,7 @@ function Client:save_by_name(bucket, name, path, opts)
   return save.run(opener, path, open, save_opts)
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- Mirror
 
 local MIRROR_OWN = { bucket = "string", prefix = "string" }
@@ -604,8 +707,15 @@ local function file_mtime(f)
 end
 
 --- Brings the newest version of every file under `prefix` in bucket
--- `bucket` down to `dir` (see mirror.lua and README "Mirroring").  Returns
--- the report, or nil, err when the bucket cannot be found or listed.
+-- `bucket` down to `dir`, verified and concurrently; files already up to
+-- date are skipped (README, "Mirroring").
+-- @tparam table opts `bucket`, `dir`, optional `prefix`, `max_active`,
+-- `compare` (`"modtime"`, `"size"` or `"hash"`), `delete`, `dry_run`,
+-- `filter`, `shard`, `progress`, `parallel`, `sync`
+-- @treturn[1] table the report: `{ downloaded =, skipped =, deleted =,
+-- bytes =, failed = { { name =, err = }, ... } }`
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error when the bucket cannot be found or listed
 function Client:mirror(opts)
   options.checked(check_mirror, "b2: mirror", opts)
   local found, err = self:buckets{ name = opts.bucket }

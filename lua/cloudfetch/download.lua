@@ -13,6 +13,11 @@ local download = {}
 local Error = errors.Error
 local clock = sched.clock
 
+--- @module cloudfetch
+
+-- (LDoc takes the class's description from init.lua, above Download:save.)
+
+--- @type Download
 local Download = {}
 download.Download = Download
 
@@ -68,12 +73,19 @@ local function check_open(d)
   return d._t
 end
 
+--- A response header, by case-insensitive name.
+-- @tparam string name
+-- @treturn ?string its value, or nil
 function Download:header(name)
   if type(name) ~= "string" then error("Download:header: name must be a string", 2) end
   return self.headers[name:lower()]
 end
 
--- Adds expectations after open, before the body is read.
+--- Adds expectations after @{open} returned, before the body is read;
+-- checked at the end of the body exactly like `opts.expect`.
+-- @tparam table expect `{ sha1 =, sha256 =, md5 = (lowercase hex), size = }`
+-- @treturn Download the download itself
+-- @raise when the body has started and a new digest would be needed
 function Download:expect(expect)
   local t = check_open(self)
   if type(expect) ~= "table" then error("Download:expect: table expected", 2) end
@@ -95,6 +107,11 @@ function Download:expect(expect)
   return self
 end
 
+--- Lowercase hex digest of the body received so far (final once the body
+-- ended); still readable after @{Download:close}.
+-- @tparam string alg `"sha1"`, `"sha256"` or `"md5"`
+-- @treturn string
+-- @raise when `alg` was neither in `opts.hash` nor in the expectations
 function Download:digest(alg)
   if not options.DIGESTS[alg] then error("Download:digest: unknown digest '" .. tostring(alg) .. "'", 2) end
   if not self._hashed[alg] then
@@ -103,6 +120,10 @@ function Download:digest(alg)
   return self._t:digest(alg)
 end
 
+--- A safe file name from Content-Disposition (`filename*` preferred): never
+-- contains `/`, `\`, NUL or control bytes, never `.` or `..`, at most 255
+-- bytes.
+-- @treturn ?string the name, or nil
 function Download:filename()
   local cd = self.headers["content-disposition"]
   return cd and core.disposition_filename(cd) or nil
@@ -205,6 +226,13 @@ local function next_chunk(d, size)
   end
 end
 
+--- Iterator over the body, for a generic `for`.  Raises the @{Error} on a
+-- failure, including a digest or size mismatch found at the end, so a
+-- failed transfer never looks like a clean end; `break` aborts the
+-- transfer at once.
+-- @tparam[opt] integer size largest string per chunk (default `chunk_size`)
+-- @return iterator function, nil, nil, and the download as closing value
+-- @usage for chunk in d:chunks() do io.write(chunk) end
 function Download:chunks(size)
   check_open(self)
   if size ~= nil and (math.type(size) ~= "integer" or size < 1) then
@@ -214,9 +242,12 @@ function Download:chunks(size)
   return function() return next_chunk(self, size) end, nil, nil, self
 end
 
--- The next body string (at most chunk_size bytes), nil at the clean end,
--- or false when nothing arrived within `timeout` seconds (default 0: it
--- never blocks; inside a task it waits by yielding).  Raises on failure.
+--- The next body string without blocking longer than `timeout`; for host
+-- loops.  Inside a task it waits by yielding.
+-- @tparam[opt=0] number timeout seconds to wait at most (0: never blocks)
+-- @return a string (at most `chunk_size` bytes); nil when the body ended and
+-- every check passed; false when nothing arrived in time
+-- @raise the @{Error} on failure, as @{Download:chunks}
 function Download:read_chunk(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
     error("Download:read_chunk: timeout must be a non-negative number", 2)
@@ -244,6 +275,10 @@ local function catch(f, ...)
   error(a, 0)
 end
 
+--- The whole body as one string.
+-- @treturn[1] string
+-- @return[2] nil
+-- @treturn[2] Error
 function Download:read_all()
   check_open(self)
   return catch(function()
@@ -253,6 +288,11 @@ function Download:read_all()
   end)
 end
 
+--- The body decoded as JSON (JSON `null` becomes an absent key, integral
+-- numbers integers).
+-- @return[1] the decoded value
+-- @return[2] nil
+-- @treturn[2] Error kind `"protocol"` for invalid JSON
 function Download:json()
   local body, err = self:read_all()
   if not body then return nil, err end
@@ -264,6 +304,8 @@ function Download:json()
   return options.normalize_json(value)
 end
 
+--- Aborts the transfer if it is still running.  Idempotent; `status`,
+-- `headers`, `received` and the digests stay readable.
 function Download:close()
   if not self._closed then
     self._closed = true

@@ -3,6 +3,24 @@
 -- with their secrets removed.
 local errors = {}
 
+--- @module cloudfetch
+
+--- An operational failure, as in `nil, err` (and what iterators raise);
+-- `cf.Error` is this type.  `tostring(err)` gives `"<kind>: <message>"`,
+-- never a secret.
+--
+-- Fields:
+--
+-- - `kind`: `"network"`, `"timeout"`, `"tls"`, `"http"` (a non-2xx answer
+--   where one was required), `"api"` (a service's error answer), `"auth"`
+--   (credentials or token refused), `"integrity"` (digest or size
+--   mismatch), `"io"` (disk), `"protocol"` (malformed answer), `"canceled"`
+-- - `message`: human text
+-- - `status`: the HTTP status, when there was one
+-- - `code`: the service's error code (`"not_found"`, ...), when there was one
+-- - `retryable`: boolean
+-- - `url`: the URL involved, credentials removed
+-- @type Error
 local Error = { __name = "cloudfetch.Error" }
 Error.__index = Error
 Error.__tostring = function(e) return e.kind .. ": " .. e.message end
@@ -12,7 +30,10 @@ local KINDS = {
   integrity = true, io = true, protocol = true, canceled = true,
 }
 
--- Error.new{ kind=, message=, status=, code=, retryable=, url= }
+--- Makes an Error.
+-- @tparam table t `{ kind =, message =, status =, code =, retryable =, url = }`
+-- (`kind` required, one of the kinds above)
+-- @treturn Error
 function Error.new(t)
   assert(type(t) == "table", "cloudfetch.Error.new: table expected")
   assert(KINDS[t.kind], "cloudfetch.Error.new: unknown kind " .. tostring(t.kind))

@@ -13,6 +13,8 @@ local sched = require "cloudfetch.sched"
 
 local group = {}
 
+--- @module cloudfetch
+
 local clock = sched.clock
 local WAIT = sched.WAIT
 local PROGRESS_INTERVAL = 0.1
@@ -53,9 +55,22 @@ function group.is_group(v)
   return getmetatable(v) == Group
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- Tasks
 
+--- Many downloads at once in one thread: what @{group} returns.  Its
+-- tasks are Lua functions run as coroutines; wherever cloudfetch would wait
+-- inside a task, the group runs the others.  Fields: `results`, `failed`,
+-- `bytes`.  Supports `<close>` and garbage collection, like @{Group:close}.
+-- @type Group
+
+--- Queues `fn(...)` as a task; at most `max_active` tasks run at once, the
+-- others start in spawn order.  A task may spawn more tasks into its own
+-- group.
+-- @tparam function fn
+-- @param ... its arguments
+-- @treturn Task
+-- @raise when the group is closed
 function Group:spawn(fn, ...)
   if type(fn) ~= "function" then error("group:spawn: fn must be a function, got " .. type(fn), 2) end
   if self.closed then error("group:spawn: the group is closed", 2) end
@@ -66,16 +81,25 @@ function Group:spawn(fn, ...)
   return task
 end
 
--- "queued", "running", "done" or "canceled".
+--- A task of a @{Group}: what @{Group:spawn} returns.
+-- @type Task
+
+--- The task's state.
+-- @treturn string `"queued"`, `"running"`, `"done"` or `"canceled"`
 function Task:status()
   return self.state
 end
 
--- table.pack of what the task returned, once it ended; else nil.
+--- What the task returned, once it ended.
+-- @treturn ?table the `table.pack` of its results (`{ nil, err, n = 2 }` when
+-- it raised or was canceled), or nil while it has not ended
 function Task:result()
   return self.group.results[self.index]
 end
 
+--- Ends the task: a queued task never starts; a running one is not resumed
+-- again, its downloads are aborted and its temporary files removed.  Its
+-- result becomes `{ nil, err }` with kind `"canceled"`.
 function Task:cancel()
   local g = self.group
   if self.state == "queued" then
@@ -252,6 +276,10 @@ function Group:_next_deadline()
   return d
 end
 
+--- @type Group
+
+--- How many tasks have not ended yet (queued or running).
+-- @treturn integer
 function Group:unfinished()
   return self.ntasks - self.done
 end
@@ -270,12 +298,16 @@ function Group:_report(final)
   fn{ total = self.ntasks, done = self.done, failed = self.failed, active = self.nactive, bytes = self.bytes }
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- Driving
 
--- Runs what is ready, waits at most `timeout` seconds (nil: until
--- something happens; 0: never blocks) for the network or a timer, runs what
--- became ready, and returns the number of unfinished tasks.
+--- Runs what is ready, waits at most `timeout` seconds for the network or a
+-- timer, and runs what became ready.  `g:step(0)` never blocks: a host loop
+-- calls it from its own tick.
+-- @tparam[opt] number timeout seconds (nil: until something happens;
+-- 0: never blocks)
+-- @treturn integer the number of unfinished tasks
+-- @raise when called from one of the group's own tasks
 function Group:step(timeout)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
     error("group:step: timeout must be a non-negative number", 2)
@@ -305,8 +337,12 @@ function Group:step(timeout)
   return left
 end
 
--- Runs until every task ended; returns results (in spawn order) and the
--- number of tasks that failed.
+--- Runs until every task ended.  One task's failure never stops or loses
+-- the others.
+-- @treturn table results in spawn order: `results[i]` is the `table.pack`
+-- of what task i returned, or `{ nil, err, n = 2 }` when it raised
+-- @treturn integer how many tasks raised or returned nil or false first
+-- @raise when called from one of the group's own tasks
 function Group:wait()
   local ctx = sched.context()
   if ctx and ctx.group == self then error("group:wait: a task cannot wait for its own group", 2) end
@@ -314,9 +350,10 @@ function Group:wait()
   return self.results, self.failed
 end
 
--- Ends every unfinished task: queued ones never start, running ones are
+--- Ends every unfinished task: queued ones never start, running ones are
 -- not resumed again (their downloads are closed, their temporary files
--- removed); their results are nil, err with kind "canceled".
+-- removed); their results are `nil, err` with kind `"canceled"`.  Idempotent;
+-- @{Group:wait} afterwards returns all results at once.
 function Group:close()
   if self.closed then return end
   self.closed = true
@@ -336,17 +373,23 @@ end
 Group.__gc = Group.close
 Group.__close = Group.close
 
--- cqueues' polling protocol, for host event loops.
+--- cqueues' polling protocol, for host event loops: one descriptor that
+-- becomes readable when the group has work.
+-- @treturn integer a file descriptor
 function Group:pollfd()
   return core.pollfd()
 end
 
+--- cqueues' polling protocol: which events to watch on @{Group:pollfd}.
+-- @treturn string `"r"`
 function Group:events()
   return "r"
 end
 
--- Seconds until the group needs a step(0) even without I/O; nil when it
--- waits only on I/O (or has nothing left to do).
+--- cqueues' polling protocol: seconds until the group needs a `step(0)`
+-- even without I/O.
+-- @treturn ?number seconds, or nil when it waits only on I/O (or has
+-- nothing left to do)
 function Group:timeout()
   if self:unfinished() == 0 then return nil end
   if self:_has_ready() then return 0 end

@@ -1,12 +1,14 @@
--- cloudfetch.luv: drives a cloudfetch group from a luv (libuv) loop, the
--- loop of Neovim (vim.uv) and Luvit.
---
---   local cfluv = require "cloudfetch.luv"
---   local g = cf.group{ max_active = 8 }
---   g:spawn(function() return cf.save(url, "out/") end)
---   cfluv.attach(g)          -- or cfluv.attach(g, vim.uv) inside Neovim
---   uv.run()                 -- returns once the group and the app are done
---
+--- Drives a cloudfetch group from a luv (libuv) loop, the loop of Neovim
+-- (`vim.uv`) and Luvit.  Requiring this module does not load luv.
+-- @module cloudfetch.luv
+-- @alias cfluv
+-- @usage
+-- local cfluv = require "cloudfetch.luv"
+-- local g = cf.group{ max_active = 8 }
+-- g:spawn(function() return cf.save(url, "out/") end)
+-- cfluv.attach(g)          -- or cfluv.attach(g, vim.uv) inside Neovim
+-- uv.run()                 -- returns once the group and the app are done
+
 -- The group's one descriptor (an epoll descriptor holding the transfers'
 -- sockets, g:pollfd()) is watched with a uv poll handle, and its next
 -- deadline (curl's timers, stall clocks, sleeping tasks: g:timeout()) with a
@@ -18,10 +20,15 @@ local cfluv = {}
 local Attachment = {}
 Attachment.__index = Attachment
 
--- Makes `uv` (the luv module; default require "luv") drive group g until
--- it has no unfinished task.  Returns a handle with :detach() (stops
--- driving it; the group stays as it is) and .done (true once finished).
--- opts.on_done(results, failed) is called once when the group finished.
+--- Makes `uv` drive group `g` by its sockets and timers (no busy polling)
+-- until it has no unfinished task; the loop stays free for its other work.
+-- @tparam cloudfetch.Group g
+-- @param[opt] uv the luv module to use (default `require "luv"`; `vim.uv` in
+-- Neovim)
+-- @tparam[opt] table opts `on_done = function(results, failed)`, called once
+-- when the group finished
+-- @treturn Attachment a handle; its field `done` is true once the group
+-- finished
 function cfluv.attach(g, uv, opts)
   uv = uv or require "luv"
   opts = opts or {}
@@ -56,6 +63,10 @@ function cfluv.attach(g, uv, opts)
   return self
 end
 
+--- What @{attach} returns.
+-- @type Attachment
+
+--- Stops driving the group; the group stays as it is.  Idempotent.
 function Attachment:detach()
   if self.detached then return end
   self.detached = true

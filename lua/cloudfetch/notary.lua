@@ -1,11 +1,17 @@
--- cloudfetch.notary: download files kept in Acronis Cyber Cloud Notary storage
--- (Notary API v2), with the Acronis account router and IdP token endpoint.
+--- Download files kept in Acronis Cyber Cloud Notary storage (Notary API
+-- v2), with the Acronis account router and IdP token endpoint.
 --
---   local notary = require "cloudfetch.notary"
---   local client = assert(notary.login{ login = "...", password = "..." })
---   for f in client:files{ limit = 100 } do print(f.id, f.name, f.size) end
---   local path, bytes = assert(client:save(file_id, "downloads/"))
---
+-- A stored-file table has at least `id`, `name`, `size` (integer), `sha256`
+-- (the certificate's `eTag`, or nil), `created_at` and `raw` (the service's
+-- object as returned).  A client renews its token by itself when it expires
+-- (or on a 401), once per call.
+-- @module cloudfetch.notary
+-- @usage
+-- local notary = require "cloudfetch.notary"
+-- local client = assert(notary.login{ login = "...", password = "..." })
+-- for f in client:files{ limit = 100 } do print(f.id, f.name, f.size) end
+-- local path, bytes = assert(client:save(file_id, "downloads/"))
+
 -- Where Acronis documents nothing (the list's paging parameters, where a
 -- stored file keeps its name and size) the choices are in README.md
 -- (section "Acronis Notary").
@@ -33,7 +39,7 @@ local secrets = setmetatable({}, { __mode = "k" })
 local Client = {}
 Client.__index = Client
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- small helpers
 
 local function table_or_nil(v)
@@ -107,7 +113,7 @@ local function protocol_error(message, url)
                         retryable = false }
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- error answers -> cloudfetch.Error
 
 local REASONS = {
@@ -194,7 +200,7 @@ local function read_json(d, what)
   return body
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- transport
 
 -- cf.open options: the client's transport options, then the call's, then ours.
@@ -329,7 +335,7 @@ local function get_json(self, path, query, ctx)
   return read_json(d, ctx.what)
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- stored-file tables
 
 local function hex64(v)
@@ -356,7 +362,7 @@ local function stored_file(raw)
   }
 end
 
----------------------------------------------------------------------------
+-- -------------------------------------------------------------------------
 -- clients
 
 local function new_client(server_url, s)
@@ -380,10 +386,18 @@ local LOGIN_OPTIONS = {
   client_id = "string", client_secret = "string",
 }
 
---- Logs in and returns a client, or nil, err (kind "auth" when refused).
--- { login, password [, cloud_url | server_url] } asks the account router for
--- the data centre, then takes a password-grant token; { client_id,
--- client_secret, server_url } takes a client-credentials token.
+--- Logs in and returns a client.  With `login` and `password` it asks the
+-- account router (`<cloud_url>/api/1/accounts`) for the data centre, unless
+-- `server_url` is given, then takes a password-grant token; with
+-- `client_id`, `client_secret` and `server_url` it takes a
+-- client-credentials token.
+-- @tparam table opts `login`, `password`, optional `cloud_url` (default
+-- `"https://cloud.acronis.com"`) or `server_url`; or `client_id`,
+-- `client_secret`, `server_url`; and `cloudfetch.open`'s transport options
+-- @treturn[1] Client
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error kind `"auth"` when refused
+-- @raise on misuse: a missing credential, an unknown option
 function notary.login(opts)
   local fname = "notary.login"
   if type(opts) ~= "table" then
@@ -436,7 +450,10 @@ end
 local CONNECT_OPTIONS = { server_url = "string", token = "string", expires_on = "number" }
 
 --- A client for a token obtained elsewhere.  It cannot renew the token: once
--- the service refuses it, calls fail with kind "auth".
+-- the service refuses it, calls fail with kind `"auth"`.
+-- @tparam table opts `server_url`, `token`, optional `expires_on` (Unix
+-- seconds), and `cloudfetch.open`'s transport options
+-- @treturn Client
 function notary.connect(opts)
   local fname = "notary.connect"
   if type(opts) ~= "table" then
@@ -455,8 +472,16 @@ Client.__tostring = function(self)
   return "notary.client(" .. self.server_url .. ")"
 end
 
---- Iterator over the stored files, page by page.  Raises a cloudfetch.Error
--- on failure.  opts.limit: page size asked of the service.
+--- A Notary client: what @{login} and @{connect} return.  Fields:
+-- `server_url` (the data centre) and `base_url`
+-- (`<server_url>/api/notary/v2`).  Credentials and tokens are not kept in
+-- the table, so printing it leaks nothing.
+-- @type Client
+
+--- Iterator over the stored files, page by page.
+-- @tparam[opt] table opts `{ limit = }`: the page size asked of the service
+-- @return an iterator over stored-file tables
+-- @raise the cloudfetch.Error when a page cannot be listed
 function Client:files(opts)
   opts = check_options("client:files", opts, { limit = "number" })
   for name in pairs(opts) do
@@ -507,7 +532,11 @@ function Client:files(opts)
   end
 end
 
---- The stored-file table of one file, or nil, err.
+--- The stored-file table of one file.
+-- @tparam string id the file id
+-- @treturn[1] table
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error (404: the file does not exist or was deleted)
 function Client:file_info(id)
   check_id("client:file_info", id)
   local body, err = get_json(self, "/stored-files/" .. cf.urlencode(id), nil,
@@ -544,8 +573,13 @@ local function open_file(self, id, opts)
   return d
 end
 
---- A Download of the file's bytes, or nil, err (404: no such file).
--- opts: as cf.open (method and the Authorization header are the module's).
+--- Opens a stored file's bytes (`/stored-files/{id}/download`).
+-- @tparam string id the file id
+-- @tparam[opt] table opts as `cloudfetch.open` (the method and the
+-- Authorization header are the module's)
+-- @treturn[1] cloudfetch.Download
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error (404: the file does not exist or was deleted)
 function Client:open(id, opts)
   check_id("client:open", id)
   local open = options.checked(check_download_opts, "client:open", opts, false)
@@ -559,11 +593,6 @@ local function check_save(fn, path, opts)
   return open, save_opts
 end
 
---- Downloads a file to `path_or_dir` and verifies its size and SHA-256
--- against the file info.  In a directory the file is named after the
--- server's Content-Disposition (else the info's name).  Returns path, bytes
--- or nil, err; nothing is left on disk after a failure.  opts: cf.open's
--- and cf.save's (overwrite, resume, parallel, part_size, sync).
 -- Saves the file that `info` (a stored-file table) describes.
 local function save_file(self, info, path_or_dir, open, save_opts)
   local id = info.id
@@ -582,6 +611,19 @@ local function save_file(self, info, path_or_dir, open, save_opts)
   return save.run(opener, path_or_dir, open, save_opts)
 end
 
+--- Downloads a file to `path_or_dir` and verifies its size and SHA-256
+-- against the file info.  In a directory the file is named after the
+-- server's Content-Disposition (else the info's name).  Nothing is left on
+-- disk after a failure.  Files of 100 MiB and more come down in 4 parallel
+-- parts unless `parallel` says otherwise.
+-- @tparam string id the file id
+-- @tparam string path_or_dir a file or directory path
+-- @tparam[opt] table opts `cloudfetch.open`'s and `cloudfetch.save`'s
+-- (`overwrite`, `resume`, `parallel`, `part_size`, `sync`)
+-- @treturn[1] string the path written
+-- @treturn[1] integer bytes
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error
 function Client:save(id, path_or_dir, opts)
   check_id("client:save", id)
   local open, save_opts = options.checked(check_save, "client:save", path_or_dir, opts)
@@ -625,8 +667,13 @@ local function check_mirror(fn, opts)
 end
 
 --- Brings every stored file of the account down to `dir`, named as the
--- service names them (see README "Mirroring").  Returns the report, or
--- nil, err when the listing fails.
+-- service names them, verified and concurrently; files already up to date
+-- are skipped (README, "Mirroring").
+-- @tparam table opts `dir`, optional `max_active`, `compare`, `delete`,
+-- `dry_run`, `filter`, `shard`, `progress`, `parallel`, `sync`
+-- @treturn[1] table the report, as `cloudfetch.b2`'s `client:mirror`
+-- @return[2] nil
+-- @treturn[2] cloudfetch.Error when the listing fails
 function Client:mirror(opts)
   options.checked(check_mirror, "notary: mirror", opts)
   local client = self
