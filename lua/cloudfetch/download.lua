@@ -62,10 +62,66 @@ function download.new(t, p, attempts)
 end
 
 -- cf.open after its arguments were checked (p from options.prepare).
+local function protocol_error(d, message)
+  return Error.new{ kind = "protocol", status = d.status, url = d.url,
+    message = message .. " (" .. tostring(d.url) .. ")" }
+end
+
+-- What is wrong with an answer's framing, before any body byte is taken:
+-- a Content-Length that is not one valid number (RFC 9110 8.6: repeats must
+-- agree), and a 206 that is not the range asked for.  nil when nothing.
+local function framing_problem(d, p)
+  local cl = d.headers["content-length"]
+  if cl then
+    local first
+    for v in (cl .. ","):gmatch("%s*([^,]*),") do
+      if not core.parse_content_length(v) or (first and v ~= first) then
+        return "malformed or conflicting Content-Length: " .. cl
+      end
+      first = first or v
+    end
+  end
+  if d.status ~= 206 then return nil end
+  local want_first, want_last = p.req.range_first, p.req.range_last
+  if not want_first then return "a 206 Partial Content answer to a request for the whole entity" end
+  local cr = d.headers["content-range"]
+  if not cr then return nil end -- B2 leaves it out for a range covering the whole file
+  local r = d.range
+  if not r or not r.first then return "malformed Content-Range: " .. cr end
+  if r.first ~= want_first or r.last < r.first or (want_last and r.last > want_last) then
+    return string.format("asked for bytes %d-%s, got %s", want_first, want_last and tostring(want_last) or "", cr)
+  end
+  if d.size and d.size ~= r.last - r.first + 1 then
+    return string.format("Content-Range %s does not match Content-Length %d", cr, d.size)
+  end
+  return nil
+end
+
 function download.open(p)
   local t, err = retry.open(p)
   if not t then return nil, err end
-  return download.new(t, p, err)
+  local d = download.new(t, p, err)
+  local problem = framing_problem(d, p)
+  if problem then
+    d:close()
+    return nil, protocol_error(d, problem)
+  end
+  return d
+end
+
+-- A body that cannot match `expect.size` fails before (or as soon as) it
+-- goes over: Content-Length already says otherwise, or more bytes came.
+function download.size_problem(d)
+  local want = d._expect.size
+  if not want then return nil end
+  local t = d._t
+  if t:accepted() > want then
+    return string.format("size mismatch: expected %d bytes, received more", want)
+  end
+  if d.status == 200 and d.size and d.size ~= want and t:accepted() == 0 then
+    return string.format("size mismatch: expected %d bytes, the answer has %d", want, d.size)
+  end
+  return nil
 end
 
 local function check_open(d)
@@ -194,6 +250,11 @@ local function poll_chunk(d, size)
       if why then message = message .. "; not resumed: " .. why end
       error(fail(d, kind, message), 0)
     end
+  end
+  local early = download.size_problem(d)
+  if early then
+    d._ended, d._end_err = true, download.integrity_error(early, d.url)
+    error(d._end_err, 0)
   end
   local s, kind, message = t:read(size)
   if s then

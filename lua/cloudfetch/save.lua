@@ -43,6 +43,10 @@ function save.target(d, path, overwrite)
     return nil, Error.new{ kind = "http", status = d.status, url = d.url,
       message = "HTTP " .. d.status .. " from " .. tostring(d.url) .. ": nothing saved" }
   end
+  if d._p.req.method == "HEAD" then
+    return nil, Error.new{ kind = "protocol", status = d.status, url = d.url,
+      message = "the answer to a HEAD request has no body to save" }
+  end
   local target, kind = path, core.stat(path)
   if kind == "directory" or path:sub(-1) == "/" then
     if kind ~= "directory" then
@@ -100,6 +104,11 @@ end
 -- is resumed (retry.resume).  Returns true, or nil, err.
 function save.drive(d, pump, on_bytes)
   while true do
+    local early = download.size_problem(d)
+    if early then
+      d._ended, d._end_err = true, download.integrity_error(early, d.url)
+      return nil, d._end_err
+    end
     local n, kind, message = pump()
     if n == false then
       sched.wait(d._t)

@@ -33,7 +33,9 @@ Body endpoints (/bytes, /chunked, /close, /short, /long, /stall, /slow, /file/NA
   set=Name:Value      extra response header; may repeat (repeats are sent as repeats)
   big=BYTES           an X-Big header that long
 Other endpoints:
-  /status/CODE?body=&ct=&retry_after=   any status, body (default JSON)
+  /status/CODE?body=&ct=&retry_after=&set=Name:Value&cl=N|none
+                      any status, body (default JSON), extra headers, and a
+                      Content-Length that may lie (then the connection closes)
   /flaky?key=&fail=N&status=503&retry_after=   N failures per key, then a body
   /count?key=K        {"count": requests seen with key K, "sent": body bytes sent
                        by the last of them (so far), "inflight": requests with
@@ -305,10 +307,14 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- small answers ----------------------------------------------------
 
-    def send_small(self, code, body, ctype, headers=()):
+    def send_small(self, code, body, ctype, headers=(), content_length=None):
         self.send_response(code)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
+        # cl= lies about the length (hostile-server specs); "none" sends none
+        if content_length != "none":
+            self.send_header("Content-Length", content_length or str(len(body)))
+        if content_length is not None:
+            self.close_connection = True
         for name, value in headers:
             self.send_header(name, value)
         self.end_headers()
@@ -327,7 +333,10 @@ class Handler(BaseHTTPRequestHandler):
             headers.append(("Retry-After", self.q["retry_after"]))
         if self.q.get("location"):
             headers.append(("Location", self.q["location"]))
-        self.send_small(code, body, self.q.get("ct", "application/json"), headers)
+        for item in self.multi.get("set", []):
+            name, _, value = item.partition(":")
+            headers.append((name.strip(), value.strip()))
+        self.send_small(code, body, self.q.get("ct", "application/json"), headers, self.q.get("cl"))
 
     def serve_flaky(self):
         fail = num(self.q, "fail", 1)
