@@ -97,3 +97,62 @@ describe("a hostile server", function()
     assert.same({}, fx.list(dir))
   end)
 end)
+
+describe("a hostile service", function()
+  local emu = require "support.emulator"
+  local b2 = require "cloudfetch.b2"
+  local notary = require "cloudfetch.notary"
+  local e, dir
+
+  lazy_setup(function()
+    e = emu.start{ tls = false }
+  end)
+
+  lazy_teardown(function()
+    if e then e:stop() end
+  end)
+
+  before_each(function()
+    e:reset()
+    dir = fx.tmpdir()
+  end)
+
+  after_each(function()
+    fx.rmdir(dir)
+  end)
+
+  it("naming a non-http(s) apiUrl or downloadUrl in its B2 authorization is refused (protocol)", function()
+    for _, field in ipairs{ "apiUrl", "downloadUrl" } do
+      local storage = { apiUrl = e.url, downloadUrl = e.url, recommendedPartSize = 100000000,
+        absoluteMinimumPartSize = 5000000 }
+      storage[field] = field == "apiUrl" and "ftp://127.0.0.1/x" or "file:///etc"
+      e:fault{ path = "b2_authorize_account", status = 200, body = { accountId = "a", authorizationToken = "t",
+        apiInfo = { storageApi = storage }, allowed = { capabilities = { "listFiles" } } } }
+      local client, err = b2.authorize{ key_id = e.info.b2.key_id, key = e.info.b2.key, realm = e.url, retry = false }
+      assert.is_nil(client)
+      assert.equal("protocol", err.kind)
+      assert.matches("not http%(s%)", err.message)
+    end
+  end)
+
+  it("naming a non-http(s) data centre in the Notary router's answer is refused (protocol)", function()
+    e:fault{ path = "/api/1/accounts", status = 200, body = { server_url = "gopher://127.0.0.1/" } }
+    local client, err = notary.login{ login = "demo@example.com", password = "demo-password", cloud_url = e.url,
+      retry = false }
+    assert.is_nil(client)
+    assert.equal("protocol", err.kind)
+  end)
+
+  it("cannot hide a B2 name with dot segments: it downloads by name, and saves inside the directory", function()
+    e:control("POST", "/_emu/b2/buckets", { name = "dots-bucket", type = "allPrivate", bucket_info = {} })
+    local up = e:control("POST", "/_emu/b2/files", { bucket = "dots-bucket", name = "evil/../../escape.txt", data = "dots" })
+    local client = assert(b2.authorize{ key_id = e.info.b2.key_id, key = e.info.b2.key, realm = e.url })
+    local d = assert(client:open_by_name("dots-bucket", "evil/../../escape.txt"))
+    assert.equal(200, d.status)
+    assert.equal(up.fileId, d.file_id)
+    assert.equal("dots", d:read_all())
+    local path = assert(client:save_by_name("dots-bucket", "evil/../../escape.txt", dir .. "/"))
+    assert.equal(dir .. "/escape.txt", path)
+    assert.equal("dots", fx.read_file(path))
+  end)
+end)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #define MAX_EVENTS 64
+#define MAX_IDLE_CONNECTIONS 64
 
 long cf_now_ms(void)
 {
@@ -79,6 +80,9 @@ cf_session *cf_session_new(void)
     curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, (void *)s);
     curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_timer);
     curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, (void *)s);
+    /* Idle connections kept for reuse, at most: a long-running host should
+     * not run out of descriptors because of connections nobody will reuse. */
+    curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)MAX_IDLE_CONNECTIONS);
     return s;
 }
 

@@ -313,6 +313,9 @@ static CURLcode configure(cf_transfer *t, const cf_request *req)
     SETOPT(CURLOPT_ERRORBUFFER, t->curl_error);
     SETOPT(CURLOPT_NOSIGNAL, 1L);
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    /* The path goes out as given: B2 names may hold "." and ".." segments,
+     * which must not be collapsed into another file's name. */
+    SETOPT(CURLOPT_PATH_AS_IS, 1L);
     SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_FOLLOWLOCATION, req->follow_redirects ? 1L : 0L);
     SETOPT(CURLOPT_MAXREDIRS, req->max_redirects);

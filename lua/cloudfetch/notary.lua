@@ -435,6 +435,10 @@ function notary.login(opts)
       if not server_url then
         return nil, protocol_error("account lookup: the router gave no server_url", d.url)
       end
+      if not server_url:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/]") then
+        return nil, protocol_error("account lookup: the router gave a server_url that is not http(s): "
+          .. server_url:sub(1, 100), d.url)
+      end
       server_url = strip_slash(server_url)
     end
   end

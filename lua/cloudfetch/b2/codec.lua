@@ -150,6 +150,11 @@ function codec.parse_authorize(t)
   if type(api_url) ~= "string" or type(download_url) ~= "string" then
     return nil, "the answer has no apiUrl/downloadUrl"
   end
+  for _, u in ipairs{ api_url, download_url } do
+    if not u:match("^[Hh][Tt][Tt][Pp][Ss]?://[^/]") then
+      return nil, "the answer names a URL that is not http(s): " .. u:sub(1, 100)
+    end
+  end
   local allowed_src = value(storage.allowed)
   if type(allowed_src) ~= "table" then allowed_src = value(t.allowed) end
   if type(allowed_src) ~= "table" then allowed_src = storage end
