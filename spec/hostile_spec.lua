@@ -145,7 +145,8 @@ describe("a hostile service", function()
 
   it("cannot hide a B2 name with dot segments: it downloads by name, and saves inside the directory", function()
     e:control("POST", "/_emu/b2/buckets", { name = "dots-bucket", type = "allPrivate", bucket_info = {} })
-    local up = e:control("POST", "/_emu/b2/files", { bucket = "dots-bucket", name = "evil/../../escape.txt", data = "dots" })
+    local up = e:control("POST", "/_emu/b2/files",
+      { bucket = "dots-bucket", name = "evil/../../escape.txt", data = "dots" })
     local client = assert(b2.authorize{ key_id = e.info.b2.key_id, key = e.info.b2.key, realm = e.url })
     local d = assert(client:open_by_name("dots-bucket", "evil/../../escape.txt"))
     assert.equal(200, d.status)
