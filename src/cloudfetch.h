@@ -164,6 +164,9 @@ const cf_headers *cf_transfer_headers(const cf_transfer *t);
 const char *cf_transfer_url(const cf_transfer *t); /* effective URL or NULL */
 /* Adds digests; only before the first body byte was taken. 0 / -1 */
 int cf_transfer_add_hash(cf_transfer *t, unsigned mask);
+/* Stops computing digests (someone else hashes the body: a parallel
+ * save's ranged file); only before the first body byte was taken. 0 / -1 */
+int cf_transfer_drop_hash(cf_transfer *t);
 /* Body bytes buffered now; *data points at them.  Never waits: returns the
  * number of bytes ready, 0 at the clean end of the body, -1 on failure
  * (cf_transfer_failed tells), or CF_AGAIN when nothing is there yet.  The
@@ -185,7 +188,6 @@ void cf_transfer_prefeed(cf_transfer *t, const void *data, size_t len);
 int cf_transfer_resume(cf_transfer *t, const cf_request *req);
 int64_t cf_transfer_accepted(const cf_transfer *t); /* bytes taken (network and prefeed) */
 int64_t cf_transfer_received(const cf_transfer *t); /* bytes consumed so far */
-int64_t cf_transfer_net_bytes(const cf_transfer *t); /* body bytes from the network, all attempts */
 const cf_digests *cf_transfer_digests(const cf_transfer *t);
 /* Aborts the transfer if running and releases the connection and buffer;
  * headers, digests and counts stay readable.  Idempotent. */

@@ -29,7 +29,6 @@ struct cf_transfer {
     int closed;                /* cf_transfer_close ran */
     int64_t received;
     int64_t accepted;          /* bytes taken (network and prefeed), all hashed */
-    int64_t net_bytes;         /* body bytes that came from the network */
     int in_multi;
     int released;              /* the consumer asked for the body */
     int body_seen;             /* the write callback was called at least once */

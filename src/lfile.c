@@ -51,13 +51,6 @@ static int l_file_tag(lua_State *L)
     return 1;
 }
 
-static int tmp_path(lua_State *L)
-{
-    cf_tmpfile *f = luaL_checkudata(L, 1, TMPFILE_MT);
-    lua_pushstring(L, f->path); /* nil once committed or discarded */
-    return 1;
-}
-
 /* tmp:set_mtime(seconds) -> true | false: the saved file's modification time */
 static int tmp_set_mtime(lua_State *L)
 {
@@ -225,12 +218,6 @@ static int ranged_catch_up(lua_State *L)
     return 1;
 }
 
-static int ranged_hashed(lua_State *L)
-{
-    lua_pushinteger(L, (lua_Integer)cf_ranged_hashed(check_ranged(L)));
-    return 1;
-}
-
 /* r:digests() -> { alg = hex } of the hashed prefix */
 static int ranged_digests(lua_State *L)
 {
@@ -349,7 +336,7 @@ const luaL_Reg lcf_file_functions[] = {
 void lcf_open_files(lua_State *L, int session)
 {
     static const luaL_Reg tmpfile_methods[] = {
-        {"path", tmp_path},       {"commit", tmp_commit}, {"start_commit", tmp_start_commit},
+        {"commit", tmp_commit}, {"start_commit", tmp_start_commit},
         {"discard", tmp_discard}, {"keep", tmp_keep},     {"set_tag", tmp_set_tag},
         {"set_mtime", tmp_set_mtime},
         {NULL, NULL},
@@ -358,7 +345,7 @@ void lcf_open_files(lua_State *L, int session)
         {"done", commit_done}, {"result", commit_result}, {"cancel", commit_cancel}, {NULL, NULL},
     };
     static const luaL_Reg ranged_methods[] = {
-        {"pump", ranged_pump},       {"catch_up", ranged_catch_up}, {"hashed", ranged_hashed},
+        {"pump", ranged_pump},       {"catch_up", ranged_catch_up},
         {"digests", ranged_digests}, {NULL, NULL},
     };
     static const luaL_Reg filehash_methods[] = {

@@ -221,6 +221,12 @@ static int t_add_hash(lua_State *L)
     return 1;
 }
 
+static int t_drop_hash(lua_State *L)
+{
+    lua_pushboolean(L, cf_transfer_drop_hash(lcf_check_transfer(L, 1)) == 0);
+    return 1;
+}
+
 /* t:read(max) -> string | nil at the end | false when nothing is there yet
  * | nil, kind, message, code on failure.  Never waits. */
 static int t_read(lua_State *L)
@@ -312,12 +318,6 @@ static int t_received(lua_State *L)
     return 1;
 }
 
-static int t_net_bytes(lua_State *L)
-{
-    lua_pushinteger(L, (lua_Integer)cf_transfer_net_bytes(any_transfer(L, 1)));
-    return 1;
-}
-
 /* t:digest(alg) -> hex, or nil when that digest is not being computed */
 static int t_digest(lua_State *L)
 {
@@ -367,9 +367,9 @@ void lcf_open_transfer(lua_State *L, int session)
     static const luaL_Reg methods[] = {
         {"status", t_status},     {"url", t_url},         {"headers", t_headers},
         {"ready", t_ready},       {"add_hash", t_add_hash}, {"read", t_read},
-        {"id", t_id},
+        {"id", t_id},             {"drop_hash", t_drop_hash},
         {"pump", t_pump},         {"resume", t_resume},   {"prefeed", t_prefeed},
-        {"accepted", t_accepted}, {"received", t_received}, {"net_bytes", t_net_bytes},
+        {"accepted", t_accepted}, {"received", t_received},
         {"digest", t_digest},     {"failure", t_failure}, {"close", t_close},
         {NULL, NULL},
     };

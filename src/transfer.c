@@ -191,7 +191,6 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     memcpy(t->buf + t->wpos, data, len);
     t->wpos += len;
     t->accepted += (int64_t)len;
-    t->net_bytes += (int64_t)len;
     return len;
 }
 
@@ -492,11 +491,6 @@ int64_t cf_transfer_accepted(const cf_transfer *t)
     return t->accepted;
 }
 
-int64_t cf_transfer_net_bytes(const cf_transfer *t)
-{
-    return t->net_bytes;
-}
-
 int64_t cf_transfer_id(const cf_transfer *t)
 {
     return t->id;
@@ -533,6 +527,15 @@ int cf_transfer_add_hash(cf_transfer *t, unsigned mask)
         return -1;
     cf_digests_free(t->digests);
     t->digests = d;
+    return 0;
+}
+
+int cf_transfer_drop_hash(cf_transfer *t)
+{
+    if (t->accepted > 0)
+        return -1;
+    cf_digests_free(t->digests);
+    t->digests = NULL;
     return 0;
 }
 

@@ -82,7 +82,7 @@ end
 -- Every secret a message could echo: the key, tokens, a proxy URL that may
 -- carry user:password, and a caller's own token.
 local function secrets_of(state, extra)
-  local list = { state.key, state.transport.proxy, extra }
+  local list = { key = state.key, proxy = state.transport.proxy, extra = extra }
   for token in pairs(state.tokens) do list[#list + 1] = token end
   return list
 end

@@ -31,10 +31,6 @@ local Download_mt = {
   __tostring = function(d) return "cloudfetch.Download(" .. d.status .. " " .. tostring(d.url) .. ")" end,
 }
 
-function download.is_download(v)
-  return getmetatable(v) == Download_mt
-end
-
 -- A Download over the transfer t, whose headers are in.
 function download.new(t, p, attempts)
   local headers = t:headers()
@@ -111,17 +107,19 @@ end
 
 -- A body that cannot match `expect.size` fails before (or as soon as) it
 -- goes over: Content-Length already says otherwise, or more bytes came.
-function download.size_problem(d)
+-- Ends d with that integrity error and returns it; nil when all is well.
+function download.overrun(d)
   local want = d._expect.size
   if not want then return nil end
-  local t = d._t
-  if t:accepted() > want then
-    return string.format("size mismatch: expected %d bytes, received more", want)
+  local got, problem = d._t:accepted(), nil
+  if got > want then
+    problem = string.format("size mismatch: expected %d bytes, received more", want)
+  elseif got == 0 and d.status == 200 and d.size and d.size ~= want then
+    problem = string.format("size mismatch: expected %d bytes, the answer has %d", want, d.size)
   end
-  if d.status == 200 and d.size and d.size ~= want and t:accepted() == 0 then
-    return string.format("size mismatch: expected %d bytes, the answer has %d", want, d.size)
-  end
-  return nil
+  if not problem then return nil end
+  d._ended, d._end_err = true, download.integrity_error(problem, d.url)
+  return d._end_err
 end
 
 local function check_open(d)
@@ -251,11 +249,8 @@ local function poll_chunk(d, size)
       error(fail(d, kind, message), 0)
     end
   end
-  local early = download.size_problem(d)
-  if early then
-    d._ended, d._end_err = true, download.integrity_error(early, d.url)
-    error(d._end_err, 0)
-  end
+  local over = download.overrun(d)
+  if over then error(over, 0) end
   local s, kind, message = t:read(size)
   if s then
     progress(d, #s)
@@ -376,6 +371,5 @@ function Download:close()
 end
 
 download.check_open = check_open
-download.progress = progress
 
 return download

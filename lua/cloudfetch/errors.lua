@@ -85,13 +85,12 @@ end
 
 errors.SECRET_MARK = "<secret>"
 
--- `s` with every occurrence of each secret (a list or set of strings, at
--- least 4 bytes long) replaced by <secret>: services echo what they were
--- sent, and their messages reach users.
+-- `s` with every occurrence of each secret (the values of `secrets`, which
+-- may have holes; strings of at least 4 bytes count) replaced by <secret>:
+-- services echo what they were sent, and their messages reach users.
 function errors.scrub(s, secrets)
   if type(s) ~= "string" then return s end
-  for k, v in pairs(secrets) do
-    local secret = type(k) == "string" and v == true and k or v
+  for _, secret in pairs(secrets) do
     if type(secret) == "string" and #secret >= 4 then
       local parts, pos = {}, 1
       while true do

@@ -51,10 +51,6 @@ function group.new(opts)
   return g
 end
 
-function group.is_group(v)
-  return getmetatable(v) == Group
-end
-
 -- -------------------------------------------------------------------------
 -- Tasks
 
@@ -126,14 +122,15 @@ function Group:_unwait(task)
   self.polled[task] = nil
 end
 
-function Group:_finish(task, results, raised)
+-- A running task ends (state "done" or "canceled") with `results`.  With
+-- `unwind`, its pending to-be-closed variables are closed and what it still
+-- holds is cleaned up (a task that raised does not unwind its own stack).
+function Group:_retire(task, state, results, unwind)
   self:_unwait(task)
   self.active[task] = nil
   self.nactive = self.nactive - 1
-  task.state = "done"
-  if raised then
-    -- A task that raised does not unwind its stack: close its pending
-    -- to-be-closed variables and whatever it still holds.
+  task.state = state
+  if unwind then
     coroutine.close(task.co)
     sched.cleanup(task.resources)
   end
@@ -141,19 +138,16 @@ function Group:_finish(task, results, raised)
   self:_record(task, results)
 end
 
+function Group:_finish(task, results, raised)
+  self:_retire(task, "done", results, raised)
+end
+
 function Group:_cancel_running(task)
   if coroutine.status(task.co) ~= "suspended" then
     task.cancel_pending = true -- it is running now (it canceled itself): end it when it yields
     return
   end
-  self:_unwait(task)
-  self.active[task] = nil
-  self.nactive = self.nactive - 1
-  task.state = "canceled"
-  coroutine.close(task.co)
-  sched.cleanup(task.resources)
-  task.co, task.resources, task.ts, task.wait_fn = nil, nil, nil, nil
-  self:_record(task, { nil, errors.canceled(), n = 2 })
+  self:_retire(task, "canceled", { nil, errors.canceled(), n = 2 }, true)
 end
 
 -- Resumes a task (with the answer to its wait, or its arguments at the

@@ -104,11 +104,8 @@ end
 -- is resumed (retry.resume).  Returns true, or nil, err.
 function save.drive(d, pump, on_bytes)
   while true do
-    local early = download.size_problem(d)
-    if early then
-      d._ended, d._end_err = true, download.integrity_error(early, d.url)
-      return nil, d._end_err
-    end
+    local over = download.overrun(d)
+    if over then return nil, over end
     local n, kind, message = pump()
     if n == false then
       sched.wait(d._t)
@@ -248,10 +245,7 @@ local function resumable(opener, path, open_opts, opts)
     end
     local ok
     ok, err = prefeed(d, f, size)
-    if not ok then
-      f:keep()
-      return nil, err
-    end
+    if not ok then return nil, err end
     plan.first = 0 -- from here on, accepted bytes count from the file's start
   elseif tag then
     f:set_tag(tag)
@@ -259,8 +253,9 @@ local function resumable(opener, path, open_opts, opts)
   local bytes
   bytes, err = save.stream(d, f)
   if not bytes then
-    -- Corrupt bytes cannot be continued; anything else can, later.
-    if err.kind == "integrity" then f:discard() else f:keep() end
+    -- Corrupt bytes cannot be continued; anything else can, later (the
+    -- guard above keeps the part).
+    if err.kind == "integrity" then f:discard() end
     sched.untrack(f)
     return nil, err
   end
