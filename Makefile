@@ -89,6 +89,9 @@ bench-mirror: deps
 	@$(MAKE) --no-print-directory build
 	@LUA_PATH="./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;" LUA_CPATH="./?.so;;" $(LUA) bench/mirror.lua
 
+# Further targets (fuzzing, sanitizers, benchmarks) live in mk/*.mk.
+include $(sort $(wildcard mk/*.mk))
+
 install: build
 	install -d $(DESTDIR)$(LUA_CMODULE_DIR)/cloudfetch $(DESTDIR)$(LUA_MODULE_DIR)/cloudfetch/b2
 	install -m 755 $(MODULE) $(DESTDIR)$(LUA_CMODULE_DIR)/cloudfetch/core.so

@@ -27,7 +27,7 @@ const char *cf_kind_name(cf_kind k)
     case CF_EPROTOCOL: return "protocol";
     case CF_ECANCELED: return "canceled";
     case CF_EIO: return "io";
-    case CF_ENOMEM: return "io";
+    case CF_ENOMEM: return "memory";
     case CF_EEXISTS: return "io";
     }
     return "network";
