@@ -1,11 +1,21 @@
 /*
- * Content-Disposition file names (RFC 6266, RFC 8187) and making any file
- * name safe to create inside a directory.
+ * Content-Disposition file names, read strictly as RFC 6266 and RFC 8187
+ * define them, and making any file name safe to create inside a directory.
  *
- * The parser is lenient the way real servers need: no space after ';'
- * ("attachment;filename=a.txt"), unquoted names with spaces up to the next
- * ';', unterminated quotes, no disposition type at all.  Whatever it finds
- * goes through cf_sanitize_filename, which is what makes the result safe.
+ * A value outside RFC 6266's grammar is ignored as a whole (section 4.1):
+ * no disposition type, a parameter without its ';', an empty parameter or
+ * a trailing ';', a token with a character tokens cannot hold (space, ',',
+ * '/', '[', non-ASCII, ...), an unterminated quoted-string, anything but
+ * ';' after a value, or a parameter name given twice.  A filename* that is
+ * not an RFC 8187 ext-value (charset UTF-8 or ISO-8859-1, an optional
+ * language, attr-chars and well-formed %XX only, decoding to valid UTF-8,
+ * or to ISO-8859-1 without its unassigned 0x80-0x9f) is ignored alone and
+ * filename is used instead, as RFC 6266 section 4.3 asks.
+ *
+ * One reading goes past the grammar: raw octets above 0x7f in a quoted
+ * filename (obs-text) are taken as UTF-8 when the whole value is valid
+ * UTF-8, else as ISO-8859-1.  Whatever name results goes through
+ * cf_sanitize_filename.  spec/disposition_spec.lua holds the tc2231 cases.
  */
 #include "cloudfetch.h"
 #include "text.h"
@@ -39,6 +49,17 @@ static void buf_put(buf *b, char c)
         b->cap = cap;
     }
     b->p[b->n++] = c;
+}
+
+/* One code point below U+0800 as UTF-8. */
+static void buf_put_latin1(buf *b, unsigned c)
+{
+    if (c < 0x80) {
+        buf_put(b, (char)c);
+    } else {
+        buf_put(b, (char)(0xc0 | (c >> 6)));
+        buf_put(b, (char)(0x80 | (c & 0x3f)));
+    }
 }
 
 static int hexval(int c)
@@ -87,6 +108,43 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+static int valid_utf8(const unsigned char *s, size_t n)
+{
+    size_t i = 0, k;
+    while (i < n) {
+        if ((k = utf8_seq(s + i, n - i)) == 0)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/* The code point of a valid sequence of k bytes. */
+static unsigned long utf8_cp(const unsigned char *s, size_t k)
+{
+    unsigned long cp;
+    size_t i;
+    if (k == 1)
+        return s[0];
+    cp = s[0] & (0xff >> (k + 1));
+    for (i = 1; i < k; i++)
+        cp = (cp << 6) | (s[i] & 0x3f);
+    return cp;
+}
+
+/* Characters that are removed from names: they are invisible, or change how
+ * the rest displays, so a name holding one can look like something it is
+ * not ("invoice<U+202E>fdp.exe" shows as "invoiceexe.pdf"). */
+static int invisible(unsigned long cp)
+{
+    return (cp >= 0x80 && cp <= 0x9f)       /* C1 controls */
+           || cp == 0x061c                  /* ARABIC LETTER MARK */
+           || (cp >= 0x200b && cp <= 0x200f) /* ZWSP, ZWNJ, ZWJ, LRM, RLM */
+           || (cp >= 0x2028 && cp <= 0x202e) /* line/paragraph separators, LRE..RLO */
+           || (cp >= 0x2060 && cp <= 0x206f) /* WJ, invisible operators, LRI..PDI, deprecated */
+           || cp == 0xfeff;                  /* ZERO WIDTH NO-BREAK SPACE (BOM) */
+}
+
 static int trailing_junk(char c)
 {
     return c == ' ' || c == '.';
@@ -97,10 +155,14 @@ static int trailing_junk(char c)
  *  2. drop NUL and every other control byte (< 0x20, 0x7f) -- dropped, not
  *     cut at: "a%00.txt" gives "a.txt", never a silently shorter name;
  *  3. replace each byte that is not part of valid UTF-8 with '_';
- *  4. trim leading blanks, trailing blanks and trailing dots;
- *  5. shorten to 255 bytes, keeping an extension of up to 16 bytes and
+ *  4. drop C1 controls (U+0080-U+009F), bidi controls (U+061C, U+200E,
+ *     U+200F, U+202A-U+202E, U+2066-U+2069), zero-width and other invisible
+ *     format characters (U+200B-U+200D, U+2060-U+2065, U+206A-U+206F,
+ *     U+FEFF) and the line/paragraph separators U+2028, U+2029;
+ *  5. trim leading blanks, trailing blanks and trailing dots;
+ *  6. shorten to 255 bytes, keeping an extension of up to 16 bytes and
  *     never splitting a UTF-8 sequence;
- *  6. nothing left, "." or ".." gives NULL. */
+ *  7. nothing left, "." or ".." gives NULL. */
 char *cf_sanitize_filename(const char *name, size_t len)
 {
     const unsigned char *s = (const unsigned char *)name;
@@ -124,6 +186,10 @@ char *cf_sanitize_filename(const char *name, size_t len)
         if (k == 0) {
             buf_put(&out, '_');
             i++;
+            continue;
+        }
+        if (k > 1 && invisible(utf8_cp(s + i, k))) {
+            i += k;
             continue;
         }
         while (k--)
@@ -178,174 +244,277 @@ char *cf_sanitize_filename(const char *name, size_t len)
 
 /* ---- Content-Disposition ------------------------------------------------- */
 
-/* One parameter value as found: [p, p + n), quoted (escapes to undo) or not. */
+/* RFC 9110 tchar. */
+static int is_tchar(int c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* RFC 8187 attr-char (tchar without '%', '\'' and '*'). */
+static int is_attr_char(int c)
+{
+    return c != '%' && c != '\'' && c != '*' && is_tchar(c);
+}
+
+/* RFC 8187 mime-charsetc. */
+static int is_charset_char(int c)
+{
+    return c == '{' || c == '}' || (c != '\'' && c != '*' && c != '.' && c != '|' && is_tchar(c));
+}
+
+/* One parameter as found: name and value, the value's quotes not included
+ * (escapes still in it). */
 typedef struct {
-    const char *p;
-    size_t n;
+    const char *name, *val;
+    size_t name_len, val_len;
     int quoted;
-    int found;
 } param;
 
-/* Copies a parameter value out, undoing quoted-string escapes. */
-static void param_bytes(const param *v, buf *out)
+typedef struct {
+    param *v;
+    size_t n, cap;
+} params;
+
+static int params_add(params *ps, const param *p)
+{
+    if (ps->n == ps->cap) {
+        size_t cap = ps->cap ? ps->cap * 2 : 8;
+        param *v = realloc(ps->v, cap * sizeof *v);
+        if (!v)
+            return -1;
+        ps->v = v;
+        ps->cap = cap;
+    }
+    ps->v[ps->n++] = *p;
+    return 0;
+}
+
+static size_t skip_ows(const char *s, size_t n, size_t i)
+{
+    while (i < n && is_blank((unsigned char)s[i]))
+        i++;
+    return i;
+}
+
+static size_t token_end(const char *s, size_t n, size_t i)
+{
+    while (i < n && is_tchar((unsigned char)s[i]))
+        i++;
+    return i;
+}
+
+/* s[i] is '"': the index just past the closing quote, or 0 when this is no
+ * RFC 9110 quoted-string (unterminated, or a control character in it). */
+static size_t quoted_end(const char *s, size_t n, size_t i)
+{
+    for (i++; i < n; i++) {
+        unsigned c = (unsigned char)s[i];
+        if (c == '"')
+            return i + 1;
+        if (c == '\\') {
+            if (++i >= n)
+                return 0;
+            c = (unsigned char)s[i];
+        }
+        if (c != '\t' && (c < 0x20 || c == 0x7f))
+            return 0;
+    }
+    return 0;
+}
+
+/* disposition-type *( OWS ";" OWS parm-name OWS "=" OWS value ) OWS, where
+ * value is a token or quoted-string, and for a name ending in '*' an
+ * ext-value (checked later; a quoted one is kept, and refused later).
+ * 0, or -1 when the value does not have this form. */
+static int parse(const char *s, size_t n, params *ps)
+{
+    size_t i = skip_ows(s, n, 0), k;
+
+    k = token_end(s, n, i);
+    if (k == i)
+        return -1; /* no disposition type */
+    i = skip_ows(s, n, k);
+    while (i < n) {
+        param p;
+        if (s[i] != ';')
+            return -1;
+        i = skip_ows(s, n, i + 1);
+        k = token_end(s, n, i);
+        if (k == i)
+            return -1; /* empty parameter, or a trailing ';' */
+        p.name = s + i;
+        p.name_len = k - i;
+        i = skip_ows(s, n, k);
+        if (i >= n || s[i] != '=')
+            return -1;
+        i = skip_ows(s, n, i + 1);
+        if (i < n && s[i] == '"') {
+            k = quoted_end(s, n, i);
+            if (k == 0)
+                return -1;
+            p.val = s + i + 1;
+            p.val_len = k - i - 2;
+            p.quoted = 1;
+        } else {
+            int ext = p.name[p.name_len - 1] == '*';
+            k = i;
+            while (k < n && (is_tchar((unsigned char)s[k]) || (ext && (s[k] == '{' || s[k] == '}'))))
+                k++;
+            if (k == i)
+                return -1;
+            p.val = s + i;
+            p.val_len = k - i;
+            p.quoted = 0;
+        }
+        if (params_add(ps, &p) != 0)
+            return -1;
+        i = skip_ows(s, n, k);
+    }
+    return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    const param *x = a, *y = b;
+    size_t i, m = x->name_len < y->name_len ? x->name_len : y->name_len;
+    for (i = 0; i < m; i++) {
+        int d = lower((unsigned char)x->name[i]) - lower((unsigned char)y->name[i]);
+        if (d)
+            return d;
+    }
+    return x->name_len < y->name_len ? -1 : x->name_len > y->name_len;
+}
+
+/* RFC 6266 section 4.1: a parameter name given twice makes the value invalid. */
+static int has_duplicates(params *ps)
 {
     size_t i;
-    for (i = 0; i < v->n; i++) {
-        if (v->quoted && v->p[i] == '\\' && i + 1 < v->n)
-            i++;
-        buf_put(out, v->p[i]);
-    }
+    if (ps->n < 2)
+        return 0;
+    qsort(ps->v, ps->n, sizeof *ps->v, name_cmp);
+    for (i = 1; i < ps->n; i++)
+        if (name_cmp(&ps->v[i - 1], &ps->v[i]) == 0)
+            return 1;
+    return 0;
 }
 
-/* RFC 8187 ext-value: charset "'" [ language ] "'" value-chars.  UTF-8 is
- * kept as is (US-ASCII is a subset), ISO-8859-1 is converted to UTF-8, other
- * charsets are not understood (returns -1 and filename is used instead). */
-static int decode_ext_value(const param *v, buf *out)
+/* RFC 8187 ext-value: charset "'" [ language ] "'" value-chars, charset
+ * UTF-8 or ISO-8859-1.  The sanitised name, or NULL when the value is not
+ * one, does not decode, or leaves no name. */
+static char *from_ext_value(const param *p)
 {
-    buf raw = {NULL, 0, 0, 0};
-    const char *q1, *q2, *p;
-    size_t n, i;
-    int latin1, rc = 0;
-
-    param_bytes(v, &raw); /* some servers quote the ext-value; tolerate it */
-    if (raw.failed) {
-        free(raw.p);
-        return -1;
-    }
-    p = raw.p;
-    n = raw.n;
-    q1 = p ? memchr(p, '\'', n) : NULL;
-    q2 = q1 ? memchr(q1 + 1, '\'', n - (size_t)(q1 + 1 - p)) : NULL;
-    if (!q2) {
-        free(raw.p);
-        return -1;
-    }
-    if (ieqn(p, (size_t)(q1 - p), "utf-8") || ieqn(p, (size_t)(q1 - p), "utf8") ||
-        ieqn(p, (size_t)(q1 - p), "us-ascii")) {
-        latin1 = 0;
-    } else if (ieqn(p, (size_t)(q1 - p), "iso-8859-1") || ieqn(p, (size_t)(q1 - p), "latin1")) {
-        latin1 = 1;
-    } else {
-        free(raw.p);
-        return -1;
-    }
-    for (i = (size_t)(q2 + 1 - p); i < n; i++) {
-        unsigned c = (unsigned char)p[i];
-        if (c == '%' && i + 2 < n && hexval((unsigned char)p[i + 1]) >= 0 &&
-            hexval((unsigned char)p[i + 2]) >= 0) {
-            c = (unsigned)(hexval((unsigned char)p[i + 1]) * 16 + hexval((unsigned char)p[i + 2]));
-            i += 2;
-        } /* a '%' not followed by two hex digits stays literal */
-        if (latin1 && c >= 0x80) {
-            buf_put(out, (char)(0xc0 | (c >> 6)));
-            buf_put(out, (char)(0x80 | (c & 0x3f)));
-        } else {
-            buf_put(out, (char)c);
-        }
-    }
-    free(raw.p);
-    if (out->failed)
-        rc = -1;
-    return rc;
-}
-
-/* Reads one parameter value at s[*pos] and leaves *pos on the ';' after it
- * (or the end). */
-static void read_value(const char *s, size_t n, size_t *pos, param *v)
-{
-    size_t i = *pos;
-    v->found = 1;
-    if (i < n && s[i] == '"') {
-        size_t j = i + 1;
-        while (j < n && s[j] != '"') {
-            if (s[j] == '\\' && j + 1 < n)
-                j++;
-            j++;
-        }
-        if (j < n) {
-            /* quoted-string; anything between its end and ';' is ignored */
-            v->p = s + i + 1;
-            v->n = j - i - 1;
-            v->quoted = 1;
-            i = j + 1;
-            while (i < n && s[i] != ';')
-                i++;
-            *pos = i;
-            return;
-        }
-        i++; /* unterminated quote: treat the rest as an unquoted value */
-    }
-    v->p = s + i;
-    v->quoted = 0;
-    while (i < n && s[i] != ';')
-        i++;
-    v->n = (size_t)(s + i - v->p);
-    while (v->n > 0 && is_blank((unsigned char)v->p[v->n - 1]))
-        v->n--;
-    /* a stray closing quote on an unquoted value: filename=a.txt" */
-    if (v->n > 0 && v->p[v->n - 1] == '"')
-        v->n--;
-    *pos = i;
-}
-
-static char *from_param(const param *v, int ext)
-{
-    buf b = {NULL, 0, 0, 0};
+    const unsigned char *s = (const unsigned char *)p->val;
+    size_t n = p->val_len, i = 0, cs;
+    buf raw = {NULL, 0, 0, 0}, out = {NULL, 0, 0, 0};
+    int latin1;
     char *r = NULL;
-    if (ext ? decode_ext_value(v, &b) == 0 : (param_bytes(v, &b), !b.failed))
-        r = cf_sanitize_filename(b.p ? b.p : "", b.n);
-    free(b.p);
+
+    if (p->quoted)
+        return NULL; /* an ext-value is never a quoted-string (tc2231 attwithfn2231quot) */
+    while (i < n && is_charset_char(s[i]))
+        i++;
+    cs = i;
+    if (cs == 0 || i >= n || s[i] != '\'')
+        return NULL;
+    if (ieqn(p->val, cs, "utf-8"))
+        latin1 = 0;
+    else if (ieqn(p->val, cs, "iso-8859-1"))
+        latin1 = 1;
+    else
+        return NULL; /* a charset we do not decode */
+    for (i++; i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                        (s[i] >= '0' && s[i] <= '9') || s[i] == '-');
+         i++)
+        ; /* language: letters, digits and '-' */
+    if (i >= n || s[i] != '\'')
+        return NULL;
+    for (i++; i < n; i++) {
+        if (s[i] == '%') {
+            int hi, lo;
+            if (n - i < 3 || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0)
+                goto done; /* "%" not followed by two hex digits */
+            buf_put(&raw, (char)(hi * 16 + lo));
+            i += 2;
+        } else if (is_attr_char(s[i])) {
+            buf_put(&raw, (char)s[i]);
+        } else {
+            goto done;
+        }
+    }
+    if (raw.failed)
+        goto done;
+    if (latin1) {
+        for (i = 0; i < raw.n; i++) {
+            unsigned c = (unsigned char)raw.p[i];
+            if (c >= 0x80 && c <= 0x9f)
+                goto done; /* not ISO-8859-1 (tc2231 attwithfn2231utf8-bad) */
+            buf_put_latin1(&out, c);
+        }
+        if (!out.failed)
+            r = cf_sanitize_filename(out.p ? out.p : "", out.n);
+    } else if (valid_utf8((const unsigned char *)raw.p, raw.n)) {
+        r = cf_sanitize_filename(raw.p ? raw.p : "", raw.n);
+    }
+done:
+    free(raw.p);
+    free(out.p);
+    return r;
+}
+
+/* A token or quoted-string filename: escapes undone, octets above 0x7f read
+ * as UTF-8 when they are valid UTF-8, else as ISO-8859-1. */
+static char *from_plain(const param *p)
+{
+    buf raw = {NULL, 0, 0, 0}, out = {NULL, 0, 0, 0};
+    size_t i;
+    char *r = NULL;
+
+    for (i = 0; i < p->val_len; i++) {
+        if (p->quoted && p->val[i] == '\\')
+            i++; /* quoted_end made sure a character follows */
+        buf_put(&raw, p->val[i]);
+    }
+    if (raw.failed)
+        goto done;
+    if (valid_utf8((const unsigned char *)raw.p, raw.n)) {
+        r = cf_sanitize_filename(raw.p ? raw.p : "", raw.n);
+    } else {
+        for (i = 0; i < raw.n; i++)
+            buf_put_latin1(&out, (unsigned char)raw.p[i]);
+        if (!out.failed)
+            r = cf_sanitize_filename(out.p, out.n);
+    }
+done:
+    free(raw.p);
+    free(out.p);
     return r;
 }
 
 char *cf_disposition_filename(const char *value)
 {
-    param plain = {NULL, 0, 0, 0}, ext = {NULL, 0, 0, 0};
-    size_t n, pos = 0;
+    params ps = {NULL, 0, 0};
+    const param *plain = NULL, *ext = NULL;
     char *r = NULL;
+    size_t i;
 
     if (!value)
         return NULL;
-    n = strlen(value);
-
-    /* Skip the disposition type, unless the value starts with a parameter
-     * ("filename=a.txt" alone is seen in the wild). */
-    while (pos < n && value[pos] != ';' && value[pos] != '=')
-        pos++;
-    if (pos >= n || value[pos] == '=')
-        pos = 0;
-
-    while (pos < n) {
-        size_t name_start, name_len;
-        while (pos < n && (value[pos] == ';' || is_blank((unsigned char)value[pos])))
-            pos++;
-        name_start = pos;
-        while (pos < n && value[pos] != '=' && value[pos] != ';')
-            pos++;
-        name_len = pos - name_start;
-        while (name_len > 0 && is_blank((unsigned char)value[name_start + name_len - 1]))
-            name_len--;
-        if (pos >= n || value[pos] == ';')
-            continue; /* a parameter without a value */
-        pos++;        /* '=' */
-        while (pos < n && is_blank((unsigned char)value[pos]))
-            pos++;
-        {
-            param v = {NULL, 0, 0, 0};
-            read_value(value, n, &pos, &v);
-            if (ieqn(value + name_start, name_len, "filename*")) {
-                if (!ext.found)
-                    ext = v;
-            } else if (ieqn(value + name_start, name_len, "filename")) {
-                if (!plain.found)
-                    plain = v;
-            }
-        }
+    if (parse(value, strlen(value), &ps) != 0 || has_duplicates(&ps))
+        goto done;
+    for (i = 0; i < ps.n; i++) {
+        if (ieqn(ps.v[i].name, ps.v[i].name_len, "filename*"))
+            ext = &ps.v[i];
+        else if (ieqn(ps.v[i].name, ps.v[i].name_len, "filename"))
+            plain = &ps.v[i];
     }
-
-    if (ext.found)
-        r = from_param(&ext, 1);
-    if (!r && plain.found)
-        r = from_param(&plain, 0);
+    /* filename* when it decodes (RFC 6266 section 4.3), else filename. */
+    if (ext)
+        r = from_ext_value(ext);
+    if (!r && plain)
+        r = from_plain(plain);
+done:
+    free(ps.v);
     return r;
 }

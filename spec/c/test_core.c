@@ -57,6 +57,25 @@ static int valid_utf8(const unsigned char *s, size_t n)
     return 1;
 }
 
+/* Is the valid UTF-8 sequence at s a character the sanitiser removes (C1
+ * control, bidi control, zero-width or invisible format character, line or
+ * paragraph separator)? */
+static int removed_char(const unsigned char *s)
+{
+    unsigned long cp;
+    if (s[0] == 0xc2)
+        return s[1] <= 0x9f; /* U+0080-U+009F */
+    if (s[0] == 0xd8 && s[1] == 0x9c)
+        return 1; /* U+061C */
+    if (s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf)
+        return 1; /* U+FEFF */
+    if (s[0] != 0xe2)
+        return 0;
+    cp = 0x2000 | ((unsigned long)(s[1] & 0x3f) << 6) | (s[2] & 0x3f);
+    return (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202e) ||
+           (cp >= 0x2060 && cp <= 0x206f);
+}
+
 /* Every promise cf_sanitize_filename makes about a non-NULL result. */
 static int safe_name(const char *s)
 {
@@ -73,7 +92,12 @@ static int safe_name(const char *s)
     }
     if (s[0] == ' ' || s[n - 1] == ' ' || s[n - 1] == '.')
         return 0;
-    return valid_utf8((const unsigned char *)s, n);
+    if (!valid_utf8((const unsigned char *)s, n))
+        return 0;
+    for (i = 0; i < n; i++)
+        if (((unsigned char)s[i] & 0xc0) != 0x80 && removed_char((const unsigned char *)s + i))
+            return 0;
+    return 1;
 }
 
 /* Compares a malloc'd result with the expected string (NULL = none), frees it. */
@@ -131,17 +155,15 @@ static void test_disposition(void)
     DISP("attachment; filename=\"a.txt\"", "a.txt");
     DISP("attachment; filename=a.txt", "a.txt");
     DISP("attachment;filename=lorem_ipsum.txt", "lorem_ipsum.txt");
-    DISP("attachment; filename=my file.txt", "my file.txt");
-    DISP("attachment; filename=my file.txt; size=3", "my file.txt");
     DISP("attachment; filename=\"report 2024.pdf\"; size=100", "report 2024.pdf");
+    DISP("attachment; filename=a.txt; size=3", "a.txt");
     DISP("inline; filename=\"i.pdf\"", "i.pdf");
     DISP("form-data; name=\"field\"; filename=\"up.bin\"", "up.bin");
-    DISP("filename=bare.txt", "bare.txt");
-    DISP("filename=\"bare quoted.txt\"", "bare quoted.txt");
-    DISP("attachment; filename = \"spaced.txt\" ", "spaced.txt");
-    DISP("attachment;  filename=tab\t.txt", "tab.txt"); /* tab is a control byte */
+    DISP("attachment; filename = \"spaced.txt\" ", "spaced.txt"); /* OWS around '=' and at the end */
+    DISP("  attachment\t;\tfilename=t.txt", "t.txt");
+    DISP("attachment; filename=\"tab\t.txt\"", "tab.txt"); /* HTAB is qdtext; dropped as a control */
 
-    /* parameter names are case-insensitive */
+    /* type and parameter names are case-insensitive */
     DISP("ATTACHMENT; FILENAME=\"UP.TXT\"", "UP.TXT");
     DISP("attachment; FileName*=utf-8''mixed.txt", "mixed.txt");
 
@@ -152,48 +174,101 @@ static void test_disposition(void)
     DISP("attachment; filename*=utf-8'de'%C3%A4rger.txt", "\xc3\xa4rger.txt");
     DISP("attachment; filename*=iso-8859-1'en'%A3%20rates.txt", "\xc2\xa3 rates.txt");
     DISP("attachment; filename*=ISO-8859-1''caf%E9.txt", "caf\xc3\xa9.txt");
-    DISP("attachment; filename*=\"UTF-8''quoted-ext.txt\"", "quoted-ext.txt");
-    DISP("attachment; filename*=UTF-8''100%.txt", "100%.txt");       /* stray % kept */
-    DISP("attachment; filename*=UTF-8''%zz%4.txt", "%zz%4.txt");      /* bad escapes kept */
-    DISP("attachment; filename*=UTF-8''%ff%fe.txt", "__.txt");        /* invalid UTF-8 */
-    DISP("attachment; filename*=UTF-8''evil%00.txt", "evil.txt");     /* NUL dropped */
-    DISP("attachment; filename*=UTF-8''a%0d%0ab.txt", "ab.txt");      /* CR LF dropped */
-    DISP("attachment; filename*=UTF-8''my file.txt", "my file.txt"); /* lenient */
+    DISP("attachment; filename*=ISO-8859-1''%FF%A0x", "\xc3\xbf\xc2\xa0x");
+    DISP("attachment; filename*=UTF-8''evil%00.txt", "evil.txt");   /* NUL dropped */
+    DISP("attachment; filename*=UTF-8''a%0d%0ab.txt", "ab.txt");    /* CR LF dropped */
+    DISP("attachment; filename*=UTF-8''a%c2%85b.txt", "ab.txt");    /* C1 NEL dropped */
+    DISP("attachment; filename*=UTF-8''x%e2%80%aefdp.exe", "xfdp.exe"); /* RLO removed */
+    /* not an ext-value, or not decodable: ignored (nothing else names a file) */
+    DISP("attachment; filename*=\"UTF-8''quoted-ext.txt\"", NULL);
+    DISP("attachment; filename*=UTF-8''100%.txt", NULL);
+    DISP("attachment; filename*=UTF-8''%zz.txt", NULL);
+    DISP("attachment; filename*=UTF-8''%4", NULL);
+    DISP("attachment; filename*=UTF-8''%ff%fe.txt", NULL);           /* invalid UTF-8 */
+    DISP("attachment; filename*=UTF-8''%c0%af.txt", NULL);           /* overlong */
+    DISP("attachment; filename*=UTF-8''a'b.txt", NULL);              /* ' is no attr-char */
+    DISP("attachment; filename*=UTF-8''a*b.txt", NULL);              /* * neither */
+    DISP("attachment; filename*=UTF-8''{x}", NULL);
+    DISP("attachment; filename*=ISO-8859-1''%80.txt", NULL);         /* not ISO-8859-1 */
+    DISP("attachment; filename*=ISO-8859-1''%9f.txt", NULL);
+    DISP("attachment; filename*=utf8''alias.txt", NULL);             /* only UTF-8, ISO-8859-1 */
+    DISP("attachment; filename*=us-ascii''alias.txt", NULL);
+    DISP("attachment; filename*=latin1''alias.txt", NULL);
+    DISP("attachment; filename*=UTF-8'e n'x.txt", NULL);             /* space: not RFC 6266 */
+    DISP("attachment; filename*=UTF-8'en_US'x.txt", NULL);           /* not a language tag */
+    DISP("attachment; filename*=KOI8-R''%c1.txt", NULL);
+    DISP("attachment; filename*=UTF-8'", NULL);
+    DISP("attachment; filename*=''", NULL);
+    DISP("attachment; filename*=''x.txt", NULL);                     /* charset required */
+    DISP("attachment; filename*=x.txt", NULL);
 
     /* both present: filename* wins, whatever the order */
     DISP("attachment; filename=\"EURO rates.txt\"; filename*=utf-8''%e2%82%ac%20rates.txt",
          "\xe2\x82\xac rates.txt");
     DISP("attachment; filename*=utf-8''%e2%82%ac%20rates.txt; filename=\"EURO rates.txt\"",
          "\xe2\x82\xac rates.txt");
-    /* ... unless filename* is unusable */
+    /* ... unless filename* is unusable: then filename */
     DISP("attachment; filename*=KOI8-R''%c1.txt; filename=\"fallback.txt\"", "fallback.txt");
     DISP("attachment; filename*=no-quotes.txt; filename=\"fallback.txt\"", "fallback.txt");
     DISP("attachment; filename*=UTF-8''; filename=\"fb.txt\"", "fb.txt");
     DISP("attachment; filename*=UTF-8''%2e%2e; filename=\"fb.txt\"", "fb.txt");
-    DISP("attachment; filename*=KOI8-R''%c1.txt", NULL);
-    DISP("attachment; filename*=UTF-8'", NULL);
-    DISP("attachment; filename*=''", NULL);
-    /* the first of several parameters of the same name */
-    DISP("attachment; filename=first.txt; filename=second.txt", "first.txt");
+    DISP("attachment; filename*=UTF-8''%e4.txt; filename=\"fb.txt\"", "fb.txt");
+    DISP("attachment; filename*=UTF-8''f%oo; filename=\"fb.txt\"", "fb.txt");
+    DISP("attachment; filename*=\"UTF-8''q.txt\"; filename=\"fb.txt\"", "fb.txt");
+    DISP("attachment; filename*=iso-8859-1''%c3%a4%e2%82%ac; filename=fb.txt", "fb.txt");
 
-    /* quoted-string escapes and stray quotes */
+    /* a parameter given twice makes the whole value invalid (RFC 6266 4.1) */
+    DISP("attachment; filename=first.txt; filename=second.txt", NULL);
+    DISP("attachment; filename=a.txt; FILENAME=a.txt", NULL);
+    DISP("attachment; filename*=UTF-8''a.txt; filename*=UTF-8''b.txt", NULL);
+    DISP("attachment; size=1; filename=a.txt; size=2", NULL);
+
+    /* quoted-strings */
     DISP("attachment; filename=\"say \\\"hi\\\".txt\"", "say \"hi\".txt");
     DISP("attachment; filename=\"a;b.txt\"", "a;b.txt");
-    DISP("attachment; filename=\"unterminated.txt", "unterminated.txt");
-    DISP("attachment; filename=\"unterminated.txt; size=4", "unterminated.txt");
-    DISP("attachment; filename=trail.txt\"", "trail.txt");
-    DISP("attachment; filename=\"q.txt\"junk; x=y", "q.txt");
-    DISP("attachment; filename=\"ends-with-backslash\\", NULL); /* a trailing \\ is a separator */
+    DISP("attachment; filename=\"a,b.txt\"", "a,b.txt");
+    DISP("attachment; filename=\"caf\xc3\xa9.txt\"", "caf\xc3\xa9.txt");  /* valid UTF-8 */
+    DISP("attachment; filename=\"caf\xe9.txt\"", "caf\xc3\xa9.txt");      /* else ISO-8859-1 */
+    DISP("attachment; filename=\"\xc3\xa9\xe9\"", "\xc3\x83\xc2\xa9\xc3\xa9"); /* all of it */
+    DISP("attachment; filename=\"a\x85\x9f.txt\"", "a.txt");              /* C1 via ISO-8859-1 */
+    DISP("attachment; filename=\"a\x01" "b.txt\"", NULL);                   /* CTL: not qdtext */
+    DISP("attachment; filename=\"a\x7f.txt\"", NULL);
+    DISP("attachment; filename=\"a\\\x01.txt\"", NULL);                /* nor quoted-pair */
+
+    /* not RFC 6266: the whole value is ignored */
+    DISP("filename=bare.txt", NULL);
+    DISP("filename=\"bare quoted.txt\"", NULL);
+    DISP("attachment; filename=my file.txt", NULL);
+    DISP("attachment; filename=my file.txt; size=3", NULL);
+    DISP("attachment; filename=\"unterminated.txt", NULL);
+    DISP("attachment; filename=\"unterminated.txt; size=4", NULL);
+    DISP("attachment; filename=trail.txt\"", NULL);
+    DISP("attachment; filename=\"q.txt\"junk; x=y", NULL);
+    DISP("attachment; filename=\"ends-with-backslash\\", NULL);
+    DISP("attachment; filename=\"ends-with-backslash\\\"", NULL);
+    DISP("attachment; filename=a.txt;", NULL);
+    DISP("attachment; ; filename=a.txt", NULL);
+    DISP("attachment; ; ;filename=ok.txt;;", NULL);
+    DISP("attachment; filename==x.txt", NULL);
+    DISP("attachment; filename=caf\xc3\xa9.txt", NULL);   /* non-ASCII token */
+    DISP("attachment; filename*=UTF-8''my file.txt", NULL);
+    DISP("attachment; filename=tab\t.txt", NULL);
+    DISP("attachment; filename=a.txt, attachment; filename=b.txt", NULL);
+    DISP("attachment filename=a.txt", NULL);
+    DISP("attachment; filename", NULL);
+    DISP("attachment; filename=", NULL);
+    DISP("attachment;", NULL);
 
     /* traversal attempts */
     DISP("attachment; filename=\"../../etc/passwd\"", "passwd");
-    DISP("attachment; filename=../../etc/passwd", "passwd");
+    DISP("attachment; filename=../../etc/passwd", NULL); /* '/' is no token character */
     DISP("attachment; filename*=UTF-8''..%2F..%2Fetc%2Fpasswd", "passwd");
     DISP("attachment; filename*=UTF-8''..%5C..%5Cwin.ini", "win.ini");
     DISP("attachment; filename=\"..\\\\..\\\\x.txt\"", "x.txt");
     DISP("attachment; filename=\"C:\\\\Windows\\\\evil.dll\"", "evil.dll");
     DISP("attachment; filename=\"..\"", NULL);
     DISP("attachment; filename=.", NULL);
+    DISP("attachment; filename=..", NULL);
     DISP("attachment; filename=\"dir/\"", NULL);
     DISP("attachment; filename*=UTF-8''%2e%2e", NULL);
     DISP("attachment; filename*=UTF-8''%2e%2e%00", NULL);
@@ -203,20 +278,17 @@ static void test_disposition(void)
     DISP("", NULL);
     DISP("attachment", NULL);
     DISP("inline", NULL);
-    DISP("attachment; filename=", NULL);
     DISP("attachment; filename=\"\"", NULL);
     DISP("attachment; filename=\"   \"", NULL);
     DISP("attachment; name=\"x\"", NULL);
     DISP("attachment; filenamex=nope.txt", NULL);
-    DISP("attachment; filename", NULL);
 
     /* garbage */
     DISP(";;;", NULL);
     DISP("=;=;=", NULL);
     DISP("\"", NULL);
     DISP("filename*", NULL);
-    DISP("attachment; ; ;filename=ok.txt;;", "ok.txt");
-    DISP("attachment; filename==x.txt", "=x.txt");
+    DISP("attachment; filename*=UTF-8''%", NULL);
     {
         int i, j, all_safe = 1;
         static const char alphabet[] = "filename*=;\"'\\%UTF-8a./ \t\x01\xff\xc3";
@@ -235,6 +307,42 @@ static void test_disposition(void)
             free(r);
         }
         CHECK(all_safe, "every garbage value gave a safe name or NULL");
+    }
+    /* well-formed values with hostile octets: names come out, all safe */
+    {
+        static const unsigned char octets[] = {0x00, 0x01, 0x1f, 0x7f, 0x80, 0x85, 0x9f, 0xa0, 0xc2, 0xc3,
+                                               0xd8, 0x9c, 0xe2, 0x80, 0x8b, 0xae, 0x81, 0xa6, 0xef, 0xbb,
+                                               0xbf, '/', '\\', '.', ' ', 'a', '%', '\'', '"', ';'};
+        int i, j, all_safe = 1, named = 0;
+        char in[256];
+        for (i = 0; i < 20000; i++) {
+            int len = (int)(rnd() % 24), ext = i & 1, latin1 = (i & 2) != 0;
+            size_t k = (size_t)sprintf(in, ext ? (latin1 ? "attachment; filename*=ISO-8859-1''"
+                                                         : "attachment; filename*=UTF-8''")
+                                               : "attachment; filename=\"");
+            char *r;
+            for (j = 0; j < len; j++) {
+                unsigned c = octets[rnd() % sizeof octets];
+                if (ext)
+                    k += (size_t)sprintf(in + k, "%%%02x", c);
+                else if (c == '"' || c == '\\')
+                    k += (size_t)sprintf(in + k, "\\%c", (char)c);
+                else if (c >= 0x20 && c != 0x7f)
+                    in[k++] = (char)c; /* controls cannot be in a quoted-string */
+            }
+            if (!ext)
+                in[k++] = '"';
+            in[k] = '\0';
+            r = cf_disposition_filename(in);
+            named += r != NULL;
+            if (!safe_name(r)) {
+                all_safe = 0;
+                printf("FAIL unsafe result for \"%s\"\n", in);
+            }
+            free(r);
+        }
+        CHECK(all_safe, "every hostile but well-formed value gave a safe name or NULL");
+        CHECK(named > 5000, "hostile but well-formed values named files (%d of 20000)", named);
     }
 
     /* a very long filename* stays within 255 bytes and keeps its extension */
@@ -294,6 +402,34 @@ static void test_sanitize(void)
     SAN("\xed\xa0\x80", "___");             /* surrogate */
     SAN("\xf4\x90\x80\x80", "____");        /* > U+10FFFF */
     SAN("\xe2\x82", "__");
+    SAN("a\xc2\x80" "b\xc2\x9f.txt", "ab.txt");   /* C1 controls dropped */
+    SAN("a\xc2\xa0" "b", "a\xc2\xa0" "b");              /* U+00A0 is not C1 */
+    /* bidi controls, zero-width and invisible format characters: removed */
+    SAN("invoice\xe2\x80\xae" "fdp.exe", "invoicefdp.exe");       /* U+202E RLO */
+    SAN("\xe2\x80\xaa\xe2\x80\xab\xe2\x80\xac\xe2\x80\xadx", "x"); /* U+202A-U+202D */
+    SAN("a\xe2\x81\xa6" "b\xe2\x81\xa7" "c\xe2\x81\xa8" "d\xe2\x81\xa9", "abcd"); /* U+2066-U+2069 */
+    SAN("\xe2\x80\x8ex\xe2\x80\x8f", "x");                   /* LRM, RLM */
+    SAN("x\xd8\x9cy", "xy");                                    /* U+061C ALM */
+    SAN("a\xe2\x80\x8b" "b\xe2\x80\x8c" "c\xe2\x80\x8d" "d", "abcd"); /* ZWSP, ZWNJ, ZWJ */
+    SAN("a\xe2\x81\xa0" "b\xe2\x81\xa4" "c\xe2\x81\xaf" "d", "abcd"); /* U+2060, U+2064, U+206F */
+    SAN("\xef\xbb\xbf" "bom.txt", "bom.txt");                      /* U+FEFF */
+    SAN("line\xe2\x80\xa8para\xe2\x80\xa9.txt", "linepara.txt"); /* U+2028, U+2029 */
+    SAN("report\xe2\x80\x8b.\xe2\x80\x8b", "report");          /* removed before trimming */
+    SAN("\xe2\x80\x8b \xe2\x80\xae", NULL);
+    SAN(".\xe2\x80\x8b.", NULL);                                 /* ".." once removed */
+    /* their neighbours stay */
+    SAN("a\xe2\x80\x8a" "b", "a\xe2\x80\x8a" "b");     /* U+200A HAIR SPACE */
+    SAN("a\xe2\x80\xaf" "b", "a\xe2\x80\xaf" "b");     /* U+202F NARROW NO-BREAK SPACE */
+    SAN("a\xe2\x80\xa7" "b", "a\xe2\x80\xa7" "b");     /* U+2027 HYPHENATION POINT */
+    SAN("a\xe2\x81\x9f" "b", "a\xe2\x81\x9f" "b");     /* U+205F MEDIUM MATHEMATICAL SPACE */
+    SAN("a\xef\xbb\xbe" "b", "a\xef\xbb\xbe" "b");     /* U+FEFE */
+    SAN("\xd8\x9b\xd8\x9d", "\xd8\x9b\xd8\x9d"); /* U+061B, U+061D */
+    /* a name of 300 RLOs and "x.txt": nothing of the 900 bytes counts */
+    s = repeat("\xe2\x80\xae", 300, "x.txt");
+    r = cf_sanitize_filename(s, strlen(s));
+    CHECK(r && strcmp(r, "x.txt") == 0, "removed characters do not count towards 255 bytes");
+    free(r);
+    free(s);
     CHECK(cf_sanitize_filename(NULL, 0) == NULL, "sanitize(NULL) is NULL");
 
     /* 1000 bytes: <= 255, extension kept */
@@ -380,7 +516,7 @@ static void test_sanitize(void)
             for (j = 0; j < (int)len; j++) {
                 unsigned v = rnd();
                 /* bias towards the interesting bytes */
-                in[j] = (v & 3) == 0 ? (unsigned char)"./\\ \0\xc3\xe2\x80"[(v >> 2) % 8] : (unsigned char)(v >> 8);
+                in[j] = (v & 3) == 0 ? (unsigned char)"./\\ \0\xc2\xe2\x80"[(v >> 2) % 8] : (unsigned char)(v >> 8);
             }
             r = cf_sanitize_filename((const char *)in, len);
             if (!safe_name(r)) {
