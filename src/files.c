@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <dirent.h>
@@ -37,60 +37,193 @@ static char *dir_of(const char *path)
     return strndup(path, (size_t)(slash - path));
 }
 
-/* Six characters for a temporary file's name: a per-thread generator seeded
- * once from the kernel, so creating a file costs one open() (mkstemp would
- * also need an fchmod, since it makes files 0600). */
-static void random_name(char out[6])
+/*
+ * Temporary files are named after their target, in numbered slots:
+ *
+ *     <dir>/.cloudfetch-<name>.<slot>.tmp      (slot 0, 1, 2, ...)
+ *
+ * and their writer holds flock(LOCK_EX) on the file from creation until the
+ * file is renamed onto the target or removed; the kernel drops the lock
+ * when the writer's process dies, however it dies.  So a later save of the
+ * same target tells a stale file (nobody holds its lock: a save that was
+ * killed) from one in use (a live save in this or another process), and
+ * removes the stale ones before it takes a slot.  Looking at a few known
+ * names costs a few lstat() calls: no directory is listed, so saving into a
+ * directory of 100,000 files costs what it costs into an empty one.
+ *
+ * Only names that are exactly a slot of this target are looked at; a
+ * symbolic link, directory or anything else but a regular file in a slot is
+ * never opened, followed or removed.  Names keep the ".cloudfetch-" prefix
+ * (mirrors skip such files); a target name too long for the 255-byte limit
+ * is cut at a UTF-8 character boundary and completed with a hash of the
+ * whole name, so two long names that share a beginning keep apart.
+ */
+#define TMP_PREFIX ".cloudfetch-"
+#define TMP_SLOTS 1000                 /* slot numbers are 0..999 */
+#define TMP_SCANNED 8                  /* slots checked for stale files at every save */
+#define TMP_NAME_ROOM (255 - (sizeof TMP_PREFIX - 1) - (sizeof ".999.tmp" - 1))
+#define TMP_LOCK_TRIES 200             /* x 1 ms: a cleaner holds a lock for microseconds */
+
+/* FNV-1a, 32 bits: tells shortened names apart (not a security measure). */
+static uint32_t name_hash(const char *s, size_t len)
 {
-    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    static _Thread_local uint64_t state;
-    if (!state) {
-        if (getrandom(&state, sizeof state, 0) != (ssize_t)sizeof state)
-            state = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
-        state |= 1;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 16777619u;
     }
-    for (int i = 0; i < 6; i++) {
-        state ^= state << 13; /* xorshift64 */
-        state ^= state >> 7;
-        state ^= state << 17;
-        out[i] = chars[state % (sizeof chars - 1)];
+    return h;
+}
+
+/* "<dir>/.cloudfetch-<name>" for target, with room for ".<slot>.tmp" after
+ * it; malloc'd (NULL with errno ENOMEM). */
+static char *tmp_stem(const char *target, size_t *cap)
+{
+    char *dir = dir_of(target);
+    if (!dir)
+        return NULL;
+    const char *slash = strrchr(target, '/');
+    const char *name = slash ? slash + 1 : target;
+    size_t len = strlen(name), keep = len;
+    char tail[16] = "";
+    if (len > TMP_NAME_ROOM) {
+        keep = TMP_NAME_ROOM - 9; /* "~" and 8 hex digits follow */
+        while (keep > 0 && ((unsigned char)name[keep] & 0xC0) == 0x80)
+            keep--; /* never split a UTF-8 sequence */
+        snprintf(tail, sizeof tail, "~%08x", (unsigned)name_hash(name, len));
     }
+    *cap = strlen(dir) + 1 + sizeof TMP_PREFIX + keep + strlen(tail) + sizeof ".999.tmp";
+    char *stem = malloc(*cap);
+    if (stem)
+        snprintf(stem, *cap, "%s/%s%.*s%s", dir, TMP_PREFIX, (int)keep, name, tail);
+    free(dir);
+    if (!stem)
+        errno = ENOMEM;
+    return stem;
+}
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Removes the file at path when it is a stale temporary file: a regular
+ * file whose lock nobody holds.  Returns 1 when the slot is free now
+ * (nothing there, or removed), 0 when something stays. */
+static int clear_stale(const char *path)
+{
+    struct stat st, fst, now;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT;
+    if (!S_ISREG(st.st_mode))
+        return 0; /* a link, a directory, a FIFO...: not ours, not touched */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT;
+    int free_now = 0;
+    if (fstat(fd, &fst) == 0 && S_ISREG(fst.st_mode) && same_file(&st, &fst) &&
+        flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        /* Stale: its writer is gone.  A writer renames its file away while
+         * it still holds the lock, so the name is still this file unless
+         * someone else than a save moved it; look again all the same. */
+        if (lstat(path, &now) != 0)
+            free_now = errno == ENOENT;
+        else if (same_file(&now, &fst))
+            free_now = unlink(path) == 0;
+    }
+    close(fd);
+    return free_now;
+}
+
+/* Creates path (O_EXCL) and takes its lock.  Returns the descriptor, or -1
+ * with errno: EEXIST (taken meanwhile), EAGAIN (a cleaner removed it
+ * between creation and locking: try the slot again), EBUSY (the lock could
+ * not be had), anything else from open(). */
+static int create_locked(const char *path)
+{
+    /* 0666 & ~umask, as any new file gets */
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
+    if (fd < 0)
+        return -1;
+    for (int tries = 0;; tries++) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK)
+            return fd; /* no locks on this file system: in use or not cannot be told */
+        if (tries == TMP_LOCK_TRIES) {
+            /* Someone else holds a lock on our new file: leave the slot. */
+            struct stat a, b;
+            if (fstat(fd, &a) == 0 && lstat(path, &b) == 0 && same_file(&a, &b))
+                unlink(path);
+            close(fd);
+            errno = EBUSY;
+            return -1;
+        }
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_nlink == 0) {
+        /* A cleaner found it before it was locked and removed it. */
+        close(fd);
+        errno = EAGAIN;
+        return -1;
+    }
+    return fd;
 }
 
 int cf_tmpfile_create(cf_tmpfile *f, const char *target, char *err, size_t errlen)
 {
     f->fd = -1;
     f->path = NULL;
-    char *dir = dir_of(target);
-    if (!dir) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    size_t n = strlen(dir) + sizeof "/.cloudfetch-XXXXXX.tmp";
-    char *path = malloc(n);
+    size_t cap;
+    char *stem = tmp_stem(target, &cap);
+    char *path = stem ? malloc(cap) : NULL;
     if (!path) {
-        free(dir);
+        free(stem);
         snprintf(err, errlen, "out of memory");
+        errno = ENOMEM;
         return -1;
     }
-    int fd = -1;
-    for (int tries = 0; fd < 0 && tries < 100; tries++) {
-        char name[6];
-        random_name(name);
-        snprintf(path, n, "%s/.cloudfetch-%.6s.tmp", dir, name);
-        /* 0666 & ~umask, as any new file gets */
-        fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
-        if (fd < 0 && errno != EEXIST)
-            break;
+    int fd = -1, failure = 0;
+    for (int slot = 0; slot < TMP_SLOTS && !failure; slot++) {
+        snprintf(path, cap, "%s.%d.tmp", stem, slot);
+        int free_slot = clear_stale(path); /* 0: in use, or something that is not ours */
+        if (fd < 0 && free_slot) {
+            for (int again = 0; again < 3; again++) {
+                fd = create_locked(path);
+                if (fd >= 0 || errno != EAGAIN)
+                    break;
+            }
+            if (fd >= 0 && !(f->path = strdup(path))) {
+                unlink(path);
+                close(fd);
+                fd = -1;
+                failure = ENOMEM;
+            } else if (fd < 0 && errno != EEXIST && errno != EBUSY && errno != EAGAIN) {
+                failure = errno;
+            }
+        }
+        if (fd >= 0 && slot >= TMP_SCANNED - 1)
+            break; /* one slot is ours and the first ones were looked at */
     }
-    free(dir);
+    if (fd < 0 && !failure)
+        failure = EBUSY; /* every slot in use */
+    free(stem);
+    free(path);
     if (fd < 0) {
-        set_err(err, errlen, "cannot create a temporary file beside", target);
-        free(path);
+        errno = failure; /* for set_err */
+        if (failure == EBUSY)
+            snprintf(err, errlen, "cannot create a temporary file beside %s: all %d names are in use", target,
+                     TMP_SLOTS);
+        else
+            set_err(err, errlen, "cannot create a temporary file beside", target);
+        errno = failure;
         return -1;
     }
     f->fd = fd;
-    f->path = path;
     return 0;
 }
 
@@ -154,13 +287,19 @@ cf_kind cf_tmpfile_commit(cf_tmpfile *f, const char *target, int overwrite, int 
         cf_tmpfile_discard(f);
         return CF_EIO;
     }
+    /* The file's lock (see cf_tmpfile_create) must outlive the rename, or a
+     * save of the same target starting meanwhile would take the closed file
+     * for a stale one; a second descriptor keeps it while close() reports
+     * what it has to report (NFS writes back on close), and before the
+     * rename, so a failure still leaves the target untouched. */
+    int lockfd = fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
     if (close(f->fd) != 0) {
-        f->fd = -1;
+        f->fd = lockfd;
         set_err(err, errlen, "cannot close", f->path);
         cf_tmpfile_discard(f);
         return CF_EIO;
     }
-    f->fd = -1;
+    f->fd = lockfd; /* -1 when no descriptor was left to duplicate: then unlocked */
     int rc = overwrite ? rename(f->path, target) : rename_noreplace(f->path, target);
     if (rc != 0) {
         cf_kind kind = errno == EEXIST ? CF_EEXISTS : CF_EIO;
@@ -173,6 +312,10 @@ cf_kind cf_tmpfile_commit(cf_tmpfile *f, const char *target, int overwrite, int 
     }
     free(f->path);
     f->path = NULL;
+    if (f->fd >= 0) {
+        close(f->fd);
+        f->fd = -1;
+    }
     if (sync && sync_dir(target) != 0) {
         set_err(err, errlen, "cannot sync the directory of", target);
         return CF_EIO; /* the file is in place; only its durability is in doubt */
@@ -182,14 +325,15 @@ cf_kind cf_tmpfile_commit(cf_tmpfile *f, const char *target, int overwrite, int 
 
 void cf_tmpfile_discard(cf_tmpfile *f)
 {
-    if (f->fd >= 0) {
-        close(f->fd);
-        f->fd = -1;
-    }
+    /* Unlinked before it is closed: its lock goes last. */
     if (f->path) {
         unlink(f->path);
         free(f->path);
         f->path = NULL;
+    }
+    if (f->fd >= 0) {
+        close(f->fd);
+        f->fd = -1;
     }
 }
 

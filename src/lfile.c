@@ -5,6 +5,7 @@
  */
 #include "lbinding.h"
 
+#include <errno.h>
 #include <string.h>
 
 /* ---- temporary and part files ---------------------------------------------- */
@@ -17,14 +18,16 @@ static cf_tmpfile *new_tmpfile(lua_State *L)
     return f;
 }
 
-/* core.tempfile(target) -> tmpfile | nil, "io", message */
+/* core.tempfile(target) -> tmpfile | nil, "io" (or "memory"), message
+ * The file is `<dir>/.cloudfetch-<name>.<slot>.tmp`, locked while open;
+ * stale ones of the same target (their writer died) are removed first. */
 static int l_tempfile(lua_State *L)
 {
     const char *target = luaL_checkstring(L, 1);
     cf_tmpfile *f = new_tmpfile(L);
     char err[CF_ERRLEN];
     if (cf_tmpfile_create(f, target, err, sizeof err) != 0)
-        return lcf_fail(L, CF_EIO, err);
+        return lcf_fail(L, errno == ENOMEM ? CF_ENOMEM : CF_EIO, err);
     return 1;
 }
 

@@ -62,7 +62,8 @@ function retry.open(p)
       t:close()
       wait = retry.backoff(policy, n, retry_after)
     else
-      local retryable = errors.RETRYABLE_KIND[kind] and code ~= "resolve"
+      -- No descriptor for a socket: another attempt would find none either.
+      local retryable = errors.RETRYABLE_KIND[kind] and code ~= "resolve" and code ~= "nofile"
       if code == "refused" then
         last = last or n >= REFUSED_ATTEMPTS
         wait = math.min(REFUSED_DELAY, policy.base_delay) * n
@@ -70,7 +71,7 @@ function retry.open(p)
         wait = retry.backoff(policy, n)
       end
       if last or not retryable then
-        return nil, Error.new{ kind = kind, url = p.safe_url, retryable = retryable or false,
+        return nil, Error.new{ kind = kind, code = code, url = p.safe_url, retryable = retryable or false,
           message = message .. " (" .. p.safe_url .. ")" .. attempts_note(n) }
       end
     end

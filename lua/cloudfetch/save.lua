@@ -71,10 +71,13 @@ local function io_error(message, code)
   return Error.new{ kind = "io", message = message, code = code }
 end
 
--- A temporary file beside target, removed if the save does not finish.
+-- A temporary file beside target, removed if the save does not finish:
+-- `<dir>/.cloudfetch-<name>.<slot>.tmp`, locked while it is open, so that
+-- core.tempfile first removes the ones of this target that a killed save
+-- left (nobody holds their lock) and leaves those of live saves alone.
 function save.tempfile(target)
-  local f, _, message = core.tempfile(target)
-  if not f then return nil, io_error(message) end
+  local f, kind, message, code = core.tempfile(target)
+  if not f then return nil, Error.new{ kind = kind, message = message, code = code } end
   return sched.track(f, "discard")
 end
 
