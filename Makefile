@@ -18,7 +18,7 @@ DEP_LIBS   = $(shell $(PKG_CONFIG) --libs libcurl openssl) -lpthread
 ALL_CFLAGS = $(CFLAGS) $(WARN) -fPIC -D_GNU_SOURCE $(DEP_CFLAGS)
 
 CORE_SRC = src/headers.c src/disposition.c src/digest.c src/base64.c src/session.c src/transfer.c \
-           src/files.c src/commit.c src/ranged.c
+           src/files.c src/commit.c src/ranged.c src/hasher.c
 BIND_SRC = src/lcore.c src/ltransfer.c src/lfile.c
 HDRS     = $(wildcard src/*.h)
 MODULE   = cloudfetch/core.so

@@ -10,8 +10,12 @@
 --
 -- Each figure is the median of alternated runs (the order rotates every
 -- round), each client in its own process; peak RSS from /usr/bin/time.
--- Figures only: nothing here fails on a timing.
+-- Smaller runs (as `make bench` does): BENCH_FILES, BENCH_ROUNDS, BENCH_BIG
+-- (bytes), BENCH_BIG_ROUNDS, BENCH_CONNS ("4,8,16"), BENCH_ONLY (small|big).
+-- Figures only: nothing here fails on a timing.  With BENCH_REPORT set, the
+-- tables are also appended to that file as markdown (bench/harness.lua).
 local nginx = require "bench.nginx"
+local H = require "bench.harness"
 
 local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS") or 5)
 local BIG_ROUNDS = tonumber(os.getenv("BENCH_BIG_ROUNDS") or 3)
@@ -19,7 +23,11 @@ local NFILES = tonumber(os.getenv("BENCH_FILES") or 2000)
 local SMALL = 16 * 1024
 local BIG = tonumber(os.getenv("BENCH_BIG") or 256 * 1024 * 1024)
 local ONLY = os.getenv("BENCH_ONLY") -- "small" or "big": one part only
-local sh, timed, median = nginx.sh, nginx.timed, nginx.median
+local CONNS = {} -- connection counts for part 2; 1 is always measured (the reference)
+for n in (os.getenv("BENCH_CONNS") or "4,8,16"):gmatch("%d+") do
+  if tonumber(n) > 1 then CONNS[#CONNS + 1] = tonumber(n) end
+end
+local sh = nginx.sh
 
 local ENV = 'LUA_PATH="./lua/?.lua;./lua/?/init.lua;./?.lua;;" LUA_CPATH="./?.so;;" '
 local LUA = ENV .. (os.getenv("LUA") or "lua5.4")
@@ -60,24 +68,6 @@ do
   a:close(); b:close(); c:close()
 end
 
--- Runs the cases round by round, rotating their order; returns medians.
-local function measure(cases, rounds, prepare)
-  local times, rss = {}, {}
-  for r = 1, rounds do
-    for k = 0, #cases - 1 do
-      local case = cases[(r + k - 1) % #cases + 1]
-      local dir = prepare and prepare(case) or nil
-      local dt, kib, ok = timed(case.cmd(dir))
-      if not ok then case.failed = true end
-      times[case] = times[case] or {}
-      table.insert(times[case], dt)
-      rss[case] = math.max(rss[case] or 0, kib)
-      if dir then os.execute("rm -rf " .. dir) end
-    end
-  end
-  for _, case in ipairs(cases) do case.time, case.rss = median(times[case]), rss[case] end
-end
-
 ---------------------------------------------------------------------------
 -- 1. many small files
 
@@ -88,7 +78,7 @@ local small_cases = {
     cmd = function(dir) return ("%s bench/many.lua %s %s 16 nosync"):format(LUA, lst, dir) end },
   { name = "cloudfetch cf.save loop (one at a time)",
     cmd = function(dir) return ("%s bench/many.lua %s %s 0"):format(LUA, lst, dir) end },
-  { name = "curl --parallel --parallel-max 16", curl = true,
+  { name = "curl --parallel --parallel-max 16",
     cmd = function(dir) return ("cd %s && curl -sS --parallel --parallel-max 16 -K %s"):format(dir, curl_cfg) end },
   { name = "aria2c -j16",
     cmd = function(dir)
@@ -96,6 +86,8 @@ local small_cases = {
         .. " --allow-overwrite=true --console-log-level=error --summary-interval=0"):format(dir, aria_in)
     end },
 }
+
+for _, c in ipairs(small_cases) do c.ref = small_cases[4] end
 
 local function fresh_dir(base)
   return function()
@@ -112,16 +104,15 @@ print(("machine: %s; curl %s; aria2c %s"):format(machine, sh("curl -V"):match("^
   (sh("aria2c -v"):match("version (%S+)") or "?")))
 
 for _, target in ipairs(ONLY ~= "big" and TARGETS or {}) do
-  measure(small_cases, ROUNDS, fresh_dir(target[2]))
-  local curl_time
-  for _, c in ipairs(small_cases) do if c.curl then curl_time = c.time end end
-  print()
-  print(("%d files of %d KiB to %s, median of %d alternated runs"):format(NFILES, SMALL // 1024, target[1], ROUNDS))
-  print(("%-58s %8s %10s %9s %10s"):format("client", "seconds", "files/s", "vs curl", "peak RSS"))
+  H.measure(small_cases, ROUNDS, { prepare = fresh_dir(target[2]) })
+  local rows = {}
   for _, c in ipairs(small_cases) do
-    print(("%-58s %8.3f %10.0f %8.2fx %7.1f MiB%s"):format(c.name, c.time, NFILES / c.time, c.time / curl_time,
-      c.rss / 1024, c.failed and "  FAILED" or ""))
+    rows[#rows + 1] = { c.name .. (c.failed and " FAILED" or ""), H.s(c.time), ("%.0f"):format(NFILES / c.time),
+      H.x(c.ratio), H.mib(c.rss) }
   end
+  H.emit{ title = ("%d files of %d KiB to %s, median of %d alternated runs"):format(NFILES, SMALL // 1024,
+      target[1], ROUNDS),
+    cols = { "client", "seconds", "files/s", "time vs curl", "peak RSS MiB" }, rows = rows }
 end
 
 ---------------------------------------------------------------------------
@@ -140,32 +131,30 @@ local function part_cmd(n)
 end
 
 local big_cases = {}
-for _, n in ipairs{ 1, 4, 8, 16 } do
+for _, n in ipairs{ 1, table.unpack(CONNS) } do
   big_cases[#big_cases + 1] = { name = ("cloudfetch cf.save parallel = %d (SHA-1 verified)"):format(n),
-    n = n, cf = true,
     cmd = function(dir) return ("%s bench/ranged.lua %s %s/big.bin %d %s"):format(LUA, url, dir, n, big_sha1) end }
 end
-for _, n in ipairs{ 4, 8, 16 } do
-  big_cases[#big_cases + 1] = { name = ("aria2c -x %d -s %d -k1M"):format(n, n), n = n,
+for _, n in ipairs(CONNS) do
+  big_cases[#big_cases + 1] = { name = ("aria2c -x %d -s %d -k1M"):format(n, n),
     cmd = function(dir)
       return ("aria2c -q -x %d -s %d -k1M --dir=%s -o big.bin --file-allocation=none --allow-overwrite=true"
         .. " --console-log-level=error --summary-interval=0 %s"):format(n, n, dir, url)
     end }
-  big_cases[#big_cases + 1] = { name = ("%d ranged curl requests (parts not joined)"):format(n), n = n,
+  big_cases[#big_cases + 1] = { name = ("%d ranged curl requests (parts not joined)"):format(n),
     cmd = part_cmd(n) }
 end
 
+for _, c in ipairs(big_cases) do c.ref = big_cases[1] end
 for _, target in ipairs(ONLY ~= "small" and TARGETS or {}) do
-  measure(big_cases, BIG_ROUNDS, fresh_dir(target[2]))
-  local one
-  for _, c in ipairs(big_cases) do if c.cf and c.n == 1 then one = c.time end end
-  print()
-  print(("%d MiB at 25 MB/s per connection to %s, median of %d alternated runs"):format(BIG // 1048576, target[1],
-    BIG_ROUNDS))
-  print(("%-50s %8s %8s %12s %10s"):format("client", "seconds", "MB/s", "vs 1 conn.", "peak RSS"))
+  H.measure(big_cases, BIG_ROUNDS, { prepare = fresh_dir(target[2]) })
+  local rows = {}
   for _, c in ipairs(big_cases) do
-    print(("%-50s %8.2f %8.0f %11.2fx %7.1f MiB%s"):format(c.name, c.time, BIG / c.time / 1e6, one / c.time,
-      c.rss / 1024, c.failed and "  FAILED" or ""))
+    rows[#rows + 1] = { c.name .. (c.failed and " FAILED" or ""), H.s(c.time), H.mbs(BIG, c.time), H.x(1 / c.ratio),
+      H.mib(c.rss) }
   end
+  H.emit{ title = ("%d MiB at 25 MB/s per connection to %s, median of %d alternated runs"):format(BIG // 1048576,
+      target[1], BIG_ROUNDS),
+    cols = { "client", "seconds", "MB/s", "speed vs 1 connection", "peak RSS MiB" }, rows = rows }
 end
 srv.stop()

@@ -60,7 +60,7 @@ local cases = {
     out, url, out, out) },
   { "cloudfetch chunks() + sha1", ("%s%s bench/stream.lua chunks %s %s %d"):format(env, lua, url, sha1, SIZE) },
   { "cloudfetch save() + sha1",
-    ("%s%s bench/stream.lua save %s %s %d %s/cf.out"):format(env, lua, url, sha1, SIZE, out) },
+    ("%s%s bench/stream.lua save %s %s %d %s/cf.out; rm -f %s/cf.out"):format(env, lua, url, sha1, SIZE, out, out) },
 }
 
 print(("%d MiB from nginx on 127.0.0.1, best of %d runs"):format(SIZE // 1048576, RUNS))

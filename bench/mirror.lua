@@ -5,27 +5,19 @@
 -- 1,000 small files and 4 files of 20 MiB; each client in its own process,
 -- medians of alternated runs, peak RSS from /usr/bin/time.  The emulator
 -- (Python) is the same server for all, so the figures compare the clients.
--- Figures only: nothing here fails on a timing.
-local cf = require "cloudfetch"
+-- Figures only: nothing here fails on a timing.  Smaller runs (as `make
+-- bench` does): BENCH_ROUNDS, BENCH_SMALL (files), BENCH_BIG (bytes); with
+-- BENCH_REPORT set the table is also appended there as markdown.
+package.path = "./?.lua;" .. package.path -- bench.harness, with make bench-mirror's LUA_PATH
 local emu = require "support.emulator"
+local H = require "bench.harness"
 
 local ROUNDS = tonumber(os.getenv("BENCH_ROUNDS") or 3)
 local SMALL = tonumber(os.getenv("BENCH_SMALL") or 1000)
 local BIG = tonumber(os.getenv("BENCH_BIG") or 20 * 1024 * 1024)
 local OUT = "bench/out/mirror"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-local function sh(cmd)
-  local p = assert(io.popen(cmd))
-  local s = p:read("a")
-  return s, p:close()
-end
-
-local function median(t)
-  table.sort(t)
-  local n = #t
-  return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
-end
+local q, sh, median, timed = H.q, H.sh, H.median, H.timed
 
 local e = emu.start{}
 local ok, err = pcall(function()
@@ -72,13 +64,6 @@ with SyncReport(sys.stdout, True) as report:
   for _, c in ipairs(cases) do if c.setup then c.setup() end end
 
   local first, second, rss = {}, {}, {}
-  local function timed(cmd)
-    local t0 = cf.now()
-    local res, done = sh("/usr/bin/time -f 'RSS %M' sh -c " .. q(cmd) .. " 2>&1")
-    local dt = cf.now() - t0
-    if not done then io.stderr:write(res) end
-    return dt, tonumber(res:match("RSS (%d+)")) or 0, done
-  end
   for r = 1, ROUNDS do
     for k = 0, #cases - 1 do
       local c = cases[(r + k - 1) % #cases + 1]
@@ -96,13 +81,21 @@ with SyncReport(sys.stdout, True) as report:
       os.execute("rm -rf " .. q(dir))
     end
   end
-  print(("%d files of 4 KiB and 4 of %d MiB from the B2 emulator, median of %d alternated runs"):format(
-    SMALL, BIG // 1048576, ROUNDS))
-  print(("%-46s %12s %14s %10s"):format("client", "first run", "second run", "peak RSS"))
-  for _, c in ipairs(cases) do
-    print(("%-46s %10.2f s %12.2f s %7.1f MiB%s"):format(c[1], median(first[c]), median(second[c]), rss[c] / 1024,
-      c.failed and "  FAILED" or ""))
+  -- time / cloudfetch's time in the same round
+  local function vs(t, c)
+    local r = {}
+    for i = 1, ROUNDS do r[i] = t[c][i] / t[cases[1]][i] end
+    return H.x(median(r))
   end
+  local rows = {}
+  for _, c in ipairs(cases) do
+    rows[#rows + 1] = { c[1] .. (c.failed and " FAILED" or ""), H.s(median(first[c])), vs(first, c),
+      H.s(median(second[c])), vs(second, c), H.mib(rss[c]) }
+  end
+  H.emit{ title = ("Mirror: %d files of 4 KiB and 4 of %g MiB from the B2 emulator, median of %d alternated runs")
+      :format(SMALL, BIG / 1048576, ROUNDS),
+    cols = { "client", "first run s", "vs cloudfetch", "second run s", "vs cloudfetch", "peak RSS MiB" },
+    rows = rows }
 end)
 e:stop()
 os.execute("rm -rf " .. q(OUT))

@@ -4,6 +4,7 @@
 --   local nginx = require "bench.nginx"   (LUA_PATH with ./?.lua)
 --   local srv = nginx.start{ limit_rate = "25m" }
 --   srv.url, srv.www ... srv:stop()
+--   local srv <close> = nginx.start{}     (stopped however the scope ends)
 local cf = require "cloudfetch"
 
 local nginx = {}
@@ -45,18 +46,28 @@ http { access_log off; sendfile on; tcp_nopush on; keepalive_timeout 60; keepali
     cf.sleep(0.05)
   end
   function srv.stop()
-    os.execute("kill " .. pid .. " 2>/dev/null")
+    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+    pid = nil
   end
-  return srv
+  return setmetatable(srv, { __close = srv.stop })
 end
 
--- Runs a shell command under /usr/bin/time: seconds, peak RSS (KiB), ok.
-function nginx.timed(cmd)
+-- A shell word: s in single quotes.
+function nginx.q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- Runs a shell command under /usr/bin/time: seconds, peak RSS (KiB), ok,
+-- CPU seconds (user + system, all its processes).  With `limit` (seconds)
+-- the command is killed after that long (and is not ok).
+function nginx.timed(cmd, limit)
   local t0 = cf.now()
-  local res, ok = sh("/usr/bin/time -f 'RSS %M' sh -c '" .. cmd .. "' 2>&1")
+  local run = limit and ("timeout -k 5 %d sh -c "):format(limit) or "sh -c "
+  local res, ok = sh("/usr/bin/time -f 'RSS %M CPU %U %S' " .. run .. nginx.q(cmd) .. " 2>&1")
   local dt = cf.now() - t0
   if not ok then io.stderr:write(res) end
-  return dt, tonumber(res:match("RSS (%d+)")) or 0, ok
+  local kib, user, sys = res:match("RSS (%d+) CPU (%S+) (%S+)%s*$")
+  return dt, tonumber(kib) or 0, ok, (tonumber(user) or 0) + (tonumber(sys) or 0)
 end
 
 function nginx.median(t)

@@ -98,6 +98,69 @@ describe("a hostile server", function()
   end)
 end)
 
+describe("a server sending bytes beyond its answer", function()
+  -- /poison answers "xxxxx" with Content-Length 5, then (after `gap`
+  -- seconds, in a separate segment) 200 bytes nobody asked for, and keeps
+  -- the connection open.  Then 20 good requests must all succeed: the
+  -- kept-alive connection the junk went to is never used again.
+  local function poisoned(base, opts, gap, reps)
+    local failures = {}
+    for rep = 1, reps do
+      local d = assert(cf.open(base .. "/poison?n=5&extra=200&hold=3&gap=" .. gap, opts))
+      assert.equal("xxxxx", d:read_all())
+      d:close()
+      cf.sleep(gap + 0.25) -- the junk is there before the next request starts
+      for i = 1, 20 do
+        local o = { retry = false }
+        for k, v in pairs(opts) do o[k] = v end
+        local body, err
+        local g
+        g, err = cf.open(base .. "/bytes?n=300&seed=" .. i, o)
+        if g then body, err = g:read_all() end
+        if body ~= fx.body(300, i) then
+          failures[#failures + 1] = string.format("repetition %d, request %d: %s", rep, i, tostring(err))
+        end
+      end
+    end
+    return failures
+  end
+
+  local server, tls_server
+
+  lazy_setup(function()
+    server = fx.start_server()
+  end)
+
+  lazy_teardown(function()
+    if server then server:stop() end
+    if tls_server then tls_server:stop() end
+  end)
+
+  it("after a pause does not poison the kept-alive connection: 20 of 20 later requests succeed", function()
+    assert.same({}, poisoned(server.url, {}, 0.05, 3))
+  end)
+
+  it("in the same segment as the answer does not either", function()
+    assert.same({}, poisoned(server.url, {}, 0, 2))
+  end)
+
+  it("over TLS does not either", function()
+    tls_server = fx.start_server{ tls = true }
+    assert.same({}, poisoned(tls_server.url, { ca_file = tls_server.info.ca_file }, 0.05, 2))
+  end)
+
+  it("does not stop a healthy idle connection from being reused", function()
+    local function conn()
+      local d = assert(cf.open(server.url .. "/conn"))
+      return assert(d:json()).conn
+    end
+    local first = conn()
+    cf.sleep(0.2)
+    assert.equal(first, conn())
+    assert.equal(first, conn())
+  end)
+end)
+
 describe("a hostile service", function()
   local emu = require "support.emulator"
   local b2 = require "cloudfetch.b2"

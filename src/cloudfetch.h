@@ -47,16 +47,23 @@ int cf_parse_retry_after(const char *v, time_t now, double *seconds);
 
 /* ---- disposition.c: Content-Disposition and safe file names ------------ */
 
-/* The file name a Content-Disposition value names (RFC 6266): filename*
- * (RFC 8187, UTF-8 or ISO-8859-1, percent-decoded) preferred over filename
- * (quoted-string or token; also the lenient unquoted forms seen in the wild),
- * then passed through cf_sanitize_filename.  malloc'd, or NULL when none. */
+/* The file name a Content-Disposition value names, read strictly as RFC 6266
+ * and RFC 8187 say: a value outside RFC 6266's grammar (no disposition type,
+ * a missing or trailing ';', a token with spaces, commas or non-ASCII, an
+ * unterminated quote, a parameter given twice...) names nothing.  filename*
+ * (charset UTF-8 or ISO-8859-1, well-formed %XX, decoding cleanly) is
+ * preferred; an unusable one is ignored and filename (token or
+ * quoted-string; raw octets above 0x7f as UTF-8 when valid, else
+ * ISO-8859-1) used instead.  The result has passed cf_sanitize_filename.
+ * malloc'd, or NULL when none. */
 char *cf_disposition_filename(const char *value);
 /* A name safe to create inside a directory: the last path component after
- * '/' and '\\', no NUL or control bytes (< 0x20, 0x7f), no leading/trailing
- * blanks or trailing dots, never "." or "..", at most 255 bytes (shortened
- * keeping the extension and valid UTF-8).  malloc'd, or NULL if nothing is
- * left. */
+ * '/' and '\\', valid UTF-8 (other bytes become '_'), no control characters
+ * (C0, DEL, C1), no bidi controls, zero-width or other invisible format
+ * characters, no line/paragraph separators (all removed, not replaced), no
+ * leading/trailing blanks or trailing dots, never "." or "..", at most 255
+ * bytes (shortened keeping the extension and valid UTF-8).  malloc'd, or
+ * NULL if nothing is left. */
 char *cf_sanitize_filename(const char *name, size_t len);
 
 /* ---- digest.c: incremental digests through OpenSSL EVP ------------------ */
@@ -87,7 +94,8 @@ typedef enum cf_kind {
     CF_ENOMEM,
     CF_EEXISTS,   /* target exists and must not be replaced */
     CF_ERESOLVE,  /* the host name does not resolve (a network error not worth retrying) */
-    CF_EREFUSED   /* the connection was refused (a network error worth only quick retries) */
+    CF_EREFUSED,  /* the connection was refused (a network error worth only quick retries) */
+    CF_ENOFILE    /* no descriptor for a socket: the process (ulimit -n) or the system is out of them */
 } cf_kind;
 const char *cf_kind_name(cf_kind k); /* "network", "timeout", ... */
 
@@ -138,6 +146,7 @@ typedef struct cf_request {
     int follow_redirects;
     long max_redirects;
     unsigned hash_mask;            /* CF_SHA1 | CF_SHA256 | CF_MD5 */
+    int hash_thread;               /* big bodies may be hashed on the session's hasher thread */
 } cf_request;
 
 typedef struct cf_transfer cf_transfer;
@@ -188,7 +197,7 @@ void cf_transfer_prefeed(cf_transfer *t, const void *data, size_t len);
 int cf_transfer_resume(cf_transfer *t, const cf_request *req);
 int64_t cf_transfer_accepted(const cf_transfer *t); /* bytes taken (network and prefeed) */
 int64_t cf_transfer_received(const cf_transfer *t); /* bytes consumed so far */
-const cf_digests *cf_transfer_digests(const cf_transfer *t);
+const cf_digests *cf_transfer_digests(cf_transfer *t); /* waits for the hasher thread */
 /* Aborts the transfer if running and releases the connection and buffer;
  * headers, digests and counts stay readable.  Idempotent. */
 void cf_transfer_close(cf_transfer *t);

@@ -23,9 +23,26 @@ struct cf_transfer {
     struct curl_slist *req_headers;
     cf_headers headers;
     cf_digests *digests;
-    char *buf;                 /* unread body bytes are buf[rpos, wpos); allocated on the first byte */
-    size_t cap, rpos, wpos;
+    /* The body buffer: a ring of cap bytes (allocated on the first byte).
+     * Positions count body bytes since the start; byte p lives at
+     * buf[(p - origin) % cap].  [r, w) is unread; [h, w) not yet hashed.
+     * A byte's room is reused once it was both read and hashed. */
+    char *buf;
+    size_t cap;
+    uint64_t r, w, origin;
     size_t limit;              /* buffer_size: cap grows up to it, as the body needs */
+    /* Hashing (hasher.c): inline in the write callback, or on the
+     * session's hasher thread for big bodies. */
+    int hmode;                 /* CF_HASH_UNDECIDED, _INLINE or _THREAD */
+    int hash_thread;           /* the request allows the hasher thread */
+    uint64_t hsub;             /* main thread: w when bytes were last handed to the hasher */
+    uint64_t hseen;            /* main thread: h as last read (h only grows) */
+    /* Shared with the hasher thread, under its mutex: */
+    uint64_t h;                /* bytes [0, h) are in the digests */
+    uint64_t hfill;            /* the hasher may hash up to here */
+    int hstate;                /* CF_HS_IDLE, _QUEUED, _BUSY */
+    int hfailed;               /* a digest update failed on the hasher thread */
+    cf_transfer *hnext;        /* the hasher's queue */
     int closed;                /* cf_transfer_close ran */
     int64_t received;
     int64_t accepted;          /* bytes taken (network and prefeed), all hashed */
@@ -41,6 +58,7 @@ struct cf_transfer {
     cf_kind kind;
     char message[CF_ERRLEN];
     char curl_error[CURL_ERROR_SIZE];
+    int sock_errno; /* why the last socket could not be opened (open_socket) */
     char *url;                 /* effective URL */
 };
 
@@ -59,6 +77,8 @@ struct cf_session {
     int nbufs;
     size_t buf_bytes;
     struct cf_workers *workers; /* commit.c; NULL until the first background commit */
+    struct cf_hasher *hasher;  /* hasher.c; NULL until a big body is hashed */
+    int no_hasher;             /* one core, or the thread could not start: hash inline */
     cf_transfer **ready;       /* transfers with news since the last cf_session_take_ready */
     size_t nready, capready;
     int64_t next_id;
@@ -83,5 +103,26 @@ long cf_transfer_stall_left(const cf_transfer *t, long now);
 void cf_transfer_check_stall(cf_transfer *t, long now);
 /* commit.c: stops and joins the workers (from cf_session_free). */
 void cf_workers_free(struct cf_workers *w);
+
+/* hasher.c: digests computed off the receive path.  Only the thread that
+ * drives the session calls these; the hasher thread touches nothing but
+ * the transfer's ring bytes it was handed, its digests and the fields
+ * marked shared above. */
+enum { CF_HASH_UNDECIDED = 0, CF_HASH_INLINE, CF_HASH_THREAD };
+enum { CF_HS_IDLE = 0, CF_HS_QUEUED, CF_HS_BUSY };
+/* Picks inline or thread hashing for t's body (at its first byte). */
+void cf_hash_decide(cf_transfer *t, int64_t content_length);
+/* Bytes [h, w) were written: hash them (inline), or hand them to the
+ * hasher thread once enough gathered. */
+void cf_hash_written(cf_transfer *t, const char *data, size_t len);
+/* How far hashing got (h); cheap when it already passed `at_least`. */
+uint64_t cf_hash_mark(cf_transfer *t, uint64_t at_least);
+/* Returns once every written byte is in the digests and the hasher thread
+ * no longer touches t (its buffer may move, its digests be read). */
+void cf_hash_settle(cf_transfer *t);
+/* Hashes what is queued, stops and joins the thread (cf_session_free). */
+void cf_hasher_free(struct cf_hasher *hs);
+/* transfer.c: where position p lives in t's ring. */
+size_t cf_ring_index(const cf_transfer *t, uint64_t p);
 
 #endif

@@ -256,7 +256,7 @@ int cf_parse_status_line(const char *line, size_t len, int *major, int *status)
     pos = vlen;
     while (pos < len && line[pos] == ' ')
         pos++;
-    if (len - pos < 3 || !is_digit((unsigned char)line[pos]) ||
+    if (pos + 3 > len || !is_digit((unsigned char)line[pos]) ||
         !is_digit((unsigned char)line[pos + 1]) || !is_digit((unsigned char)line[pos + 2]))
         return -1;
     code = (line[pos] - '0') * 100 + (line[pos + 1] - '0') * 10 + (line[pos + 2] - '0');

@@ -42,6 +42,7 @@ static const char *code_of(cf_kind k)
     case CF_EEXISTS: return "exists";
     case CF_ERESOLVE: return "resolve";
     case CF_EREFUSED: return "refused";
+    case CF_ENOFILE: return "nofile";
     case CF_ENOMEM: return "nomem";
     default: return NULL;
     }
@@ -342,6 +343,63 @@ static int l_clock(lua_State *L)
     return 1;
 }
 
+/* core.resolve_url(base, ref [, no_userinfo]) -> url, origin | nil, message
+ * `ref` (a Location value) resolved against the absolute URL `base`, as
+ * libcurl itself resolves redirects (spaces and bytes above 127 are
+ * percent-encoded, the path is kept as is); without `ref`, base itself.
+ * Only http and https.  `origin` is "scheme://host:port" in lower case, the
+ * port filled in; `no_userinfo` drops the user name and password. */
+static int l_resolve_url(lua_State *L)
+{
+    const char *base = luaL_checkstring(L, 1);
+    const char *ref = luaL_optstring(L, 2, NULL);
+    int no_userinfo = lua_toboolean(L, 3);
+    CURLU *u = curl_url();
+    if (!u)
+        return luaL_error(L, "out of memory");
+    char *scheme = NULL, *host = NULL, *port = NULL, *url = NULL;
+    const char *problem = NULL;
+    CURLUcode rc = curl_url_set(u, CURLUPART_URL, base, CURLU_PATH_AS_IS);
+    if (rc == CURLUE_OK && ref)
+        rc = curl_url_set(u, CURLUPART_URL, ref, CURLU_PATH_AS_IS | CURLU_URLENCODE | CURLU_ALLOW_SPACE);
+    if (rc == CURLUE_OK && no_userinfo) {
+        curl_url_set(u, CURLUPART_USER, NULL, 0);
+        curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
+        curl_url_set(u, CURLUPART_OPTIONS, NULL, 0);
+    }
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(u, CURLUPART_URL, &url, 0);
+    if (rc != CURLUE_OK)
+        problem = curl_url_strerror(rc);
+    else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
+        problem = "not an http or https URL";
+    int n;
+    if (problem) {
+        lua_pushnil(L);
+        lua_pushstring(L, problem);
+        n = 2;
+    } else {
+        for (char *c = host; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+        lua_pushstring(L, url);
+        lua_pushfstring(L, "%s://%s:%s", scheme, host, port);
+        n = 2;
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(url);
+    curl_url_cleanup(u);
+    return n;
+}
+
 /* ---- module -------------------------------------------------------------------- */
 
 static int session_gc(lua_State *L)
@@ -381,6 +439,7 @@ int luaopen_cloudfetch_core(lua_State *L)
         {"clock", l_clock},
         {"stat", l_stat},
         {"bytecmp", l_bytecmp},
+        {"resolve_url", l_resolve_url},
         {NULL, NULL},
     };
 

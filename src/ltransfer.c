@@ -56,6 +56,7 @@ static void read_request(lua_State *L, int idx, cf_request *req)
     req->buffer_size = 1 << 20;
     req->verify_tls = 1;
     req->max_redirects = 5;
+    req->hash_thread = 1;
     req->user_agent = lcf_user_agent(L);
     const char **headers = NULL;
     lua_pushnil(L);
@@ -81,6 +82,8 @@ static void read_request(lua_State *L, int idx, cf_request *req)
             req->buffer_size = (size_t)number_in(L, k, 1, 1 << 30);
         else if (strcmp(k, "verify_tls") == 0)
             req->verify_tls = lua_toboolean(L, -1);
+        else if (strcmp(k, "hash_thread") == 0)
+            req->hash_thread = lua_toboolean(L, -1);
         else if (strcmp(k, "ca_file") == 0)
             req->ca_file = luaL_checkstring(L, -1);
         else if (strcmp(k, "ca_path") == 0)

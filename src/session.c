@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +28,59 @@ long cf_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Idle kept-alive connections.  When a transfer ends, libcurl keeps its
+ * connection for the next request to that host, and nobody watches the
+ * socket.  A server may still send bytes nobody asked for (more than its
+ * Content-Length said, arriving after the answer); libcurl 7.88 takes such
+ * a socket for alive and reads those bytes as the next request's answer
+ * ("Received HTTP/0.9").  So we watch an idle socket ourselves (its epoll
+ * entry marked IDLE), and when it turns readable (stray bytes, or EOF) the
+ * connection is killed — what came is discarded, then it is shut down both
+ * ways — so that libcurl finds it dead and connects afresh.  Idle events are
+ * handled before curl runs, so a new request never picks such a socket. */
+#define IDLE_MARK ((uint64_t)1 << 32)
+#define DRAIN_MAX (256 * 1024) /* stray bytes discarded at most (more make the kernel reset it) */
+
+static uint64_t fd_key(curl_socket_t fd, int idle)
+{
+    return (uint64_t)(uint32_t)fd | (idle ? IDLE_MARK : 0);
+}
+
+/* The transfer on `easy` ended: if libcurl kept its connection, watch it.
+ * Only a socket nobody watches is taken (EPOLL_CTL_ADD): when curl already
+ * watches it, another request is using the connection again. */
+static void watch_idle(cf_session *s, CURL *easy)
+{
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    if (curl_easy_getinfo(easy, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD)
+        return;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = fd_key(fd, 1);
+    epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev); /* EEXIST: in use again */
+}
+
+/* An idle socket turned readable: if there really is something (bytes, EOF
+ * or an error), the connection must not carry another request. */
+static void check_idle(cf_session *s, int fd)
+{
+    char buf[4096];
+    ssize_t n = recv(fd, buf, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return; /* nothing after all: keep watching */
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+    /* Discard what came, so that a peek finds the end of the stream rather
+     * than data (libcurl takes a socket with data waiting for alive). */
+    size_t drained = 0;
+    while (n > 0 && drained < DRAIN_MAX) {
+        n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0)
+            drained += (size_t)n;
+    }
+    shutdown(fd, SHUT_RDWR);
 }
 
 /* CURLMOPT_SOCKETFUNCTION: watch (or stop watching) one socket. */
@@ -41,8 +95,8 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     }
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
-    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
-    ev.data.fd = fd;
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    ev.data.u64 = fd_key(fd, 0); /* an idle socket that is used again loses its mark */
     if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT)
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
     return 0;
@@ -70,7 +124,7 @@ cf_session *cf_session_new(void)
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = EPOLLIN;
-    ev.data.fd = s->wakefd;
+    ev.data.u64 = fd_key(s->wakefd, 0);
     if (s->epfd < 0 || s->wakefd < 0 || !s->multi ||
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wakefd, &ev) != 0) {
         cf_session_free(s);
@@ -94,6 +148,8 @@ void cf_session_free(cf_session *s)
     if (s->workers)
         cf_workers_free(s->workers);
     s->workers = NULL;
+    cf_hasher_free(s->hasher); /* after hashing what it was given */
+    s->hasher = NULL;
     /* Transfers still running are aborted; their owners may still read
      * what they received, and free them later. */
     while (s->transfers) {
@@ -201,6 +257,7 @@ static void collect_done(cf_session *s)
     while ((m = curl_multi_info_read(s->multi, &left)) != NULL) {
         if (m->msg != CURLMSG_DONE)
             continue;
+        watch_idle(s, m->easy_handle);
         cf_transfer *t = NULL;
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
         if (t)
@@ -226,16 +283,26 @@ int cf_session_run(cf_session *s, long timeout_ms)
         n = 0;
     }
     int running;
+    /* Idle connections first: curl may start a waiting request on any
+     * socket_action call below, and must not find a poisoned one. */
     for (int i = 0; i < n; i++) {
-        int fd = evs[i].data.fd;
+        if (evs[i].data.u64 & IDLE_MARK) {
+            check_idle(s, (int)(uint32_t)evs[i].data.u64);
+            evs[i].data.u64 = fd_key(-1, 0);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        int fd = (int)(uint32_t)evs[i].data.u64;
+        if (fd < 0)
+            continue;
         if (fd == s->wakefd) {
             uint64_t v;
             if (read(fd, &v, sizeof v) < 0) { /* EAGAIN: another run took it */ }
             continue;
         }
-        int mask = (evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
-                   (evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
-                   (evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        int mask = ((evs[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
+                   ((evs[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                   ((evs[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
         curl_multi_socket_action(s->multi, fd, mask, &running);
     }
     if (s->timer_due >= 0 && s->timer_due <= cf_now_ms()) {

@@ -8,9 +8,11 @@
  */
 #include "engine.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define RECV_BUFFER (256L * 1024) /* CURLOPT_BUFFERSIZE: fast hashing in the write path */
 #define BUFFER_START (64 * 1024)  /* the body buffer's first size; it grows up to buffer_size */
@@ -22,6 +24,7 @@ const char *cf_kind_name(cf_kind k)
     case CF_ENETWORK: return "network";
     case CF_ERESOLVE: return "network";
     case CF_EREFUSED: return "network";
+    case CF_ENOFILE: return "network";
     case CF_ETIMEOUT: return "timeout";
     case CF_ETLS: return "tls";
     case CF_EPROTOCOL: return "protocol";
@@ -84,6 +87,20 @@ static cf_kind kind_of(CURLcode rc)
 
 static void fail_curl(cf_transfer *t, CURLcode rc)
 {
+    /* curl reports a socket it could not open as "Couldn't connect to
+     * server", which reads as the server's fault and worth retrying. */
+    int e = t->sock_errno;
+    if (rc == CURLE_COULDNT_CONNECT && (e == EMFILE || e == ENFILE)) {
+        char msg[CF_ERRLEN];
+        snprintf(msg, sizeof msg, "cannot open a connection: %s (%s)", strerror(e),
+                 e == EMFILE ? "the process's descriptor limit, ulimit -n" : "the system's limit");
+        fail(t, CF_ENOFILE, msg);
+        return;
+    }
+    if (rc == CURLE_COULDNT_CONNECT && (e == ENOBUFS || e == ENOMEM)) {
+        fail(t, CF_ENOMEM, "cannot open a connection: out of memory");
+        return;
+    }
     fail(t, kind_of(rc), t->curl_error[0] ? t->curl_error : curl_easy_strerror(rc));
 }
 
@@ -101,6 +118,15 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* Every byte written is in the digests, and the hasher thread leaves t
+ * alone (see hasher.c). */
+static void settle(cf_transfer *t)
+{
+    cf_hash_settle(t);
+    if (t->hfailed)
+        fail(t, CF_ENOMEM, "digest update failed");
+}
+
 /* A body buffer from the session's pool (the last one returned), if any. */
 static void take_buffer(cf_transfer *t)
 {
@@ -116,6 +142,7 @@ static void take_buffer(cf_transfer *t)
 static void give_buffer(cf_transfer *t)
 {
     cf_session *s = t->session;
+    settle(t);
     if (t->buf && !s->closed && s->nbufs < CF_BUF_POOL && s->buf_bytes + t->cap <= CF_BUF_POOL_BYTES) {
         s->bufs[s->nbufs] = t->buf;
         s->bufcaps[s->nbufs] = t->cap;
@@ -125,15 +152,22 @@ static void give_buffer(cf_transfer *t)
         free(t->buf);
     }
     t->buf = NULL;
-    t->cap = t->rpos = t->wpos = 0;
+    t->cap = 0;
+    t->r = t->w; /* nothing left to read */
+}
+
+size_t cf_ring_index(const cf_transfer *t, uint64_t p)
+{
+    return (size_t)((p - t->origin) % t->cap);
 }
 
 /* Room for `need` bytes: a buffer from the session's pool, grown as the
  * body needs (doubling from BUFFER_START up to buffer_size; one write
  * larger than that is held anyway), so a small body never costs a big
- * allocation. */
+ * allocation.  The unread bytes move to the front of the new buffer. */
 static int grow(cf_transfer *t, size_t need)
 {
+    settle(t); /* the hasher thread must not be reading the old buffer */
     if (!t->buf)
         take_buffer(t);
     if (t->cap >= need)
@@ -143,12 +177,34 @@ static int grow(cf_transfer *t, size_t need)
         cap = t->limit;
     if (cap < need)
         cap = need;
-    char *p = realloc(t->buf, cap);
+    char *p = malloc(cap);
     if (!p)
         return -1;
+    size_t n = 0;
+    for (uint64_t at = t->r; at < t->w;) {
+        size_t i = cf_ring_index(t, at), k = t->cap - i;
+        if ((uint64_t)k > t->w - at)
+            k = (size_t)(t->w - at);
+        memcpy(p + n, t->buf + i, k);
+        n += k;
+        at += k;
+    }
+    free(t->buf);
     t->buf = p;
     t->cap = cap;
+    t->origin = t->r;
     return 0;
+}
+
+/* Copies len bytes in at position w (in two pieces where the ring wraps). */
+static void ring_put(cf_transfer *t, const char *data, size_t len)
+{
+    size_t i = cf_ring_index(t, t->w), k = t->cap - i;
+    if (k > len)
+        k = len;
+    memcpy(t->buf + i, data, k);
+    memcpy(t->buf, data + k, len - k);
+    t->w += len;
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
@@ -166,31 +222,31 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
         t->paused = 1;
         return CURL_WRITEFUNC_PAUSE;
     }
-    if (t->cap - t->wpos < len) {
-        if (t->rpos > 0) { /* slide the unread bytes to the front */
-            memmove(t->buf, t->buf + t->rpos, t->wpos - t->rpos);
-            t->wpos -= t->rpos;
-            t->rpos = 0;
+    if (t->hmode == CF_HASH_UNDECIDED) {
+        int64_t cl = -1;
+        const char *v = cf_headers_get(&t->headers, "content-length");
+        if (!v || cf_parse_content_length(v, &cl) != 0)
+            cl = -1;
+        cf_hash_decide(t, cl);
+    }
+    if (t->r == t->w && cf_hash_mark(t, t->w) == t->w)
+        t->origin = t->w; /* empty: start at the front, so small bodies stay in one piece */
+    uint64_t r = t->r, h = cf_hash_mark(t, r);
+    size_t used = (size_t)(t->w - (h < r ? h : r));
+    if (!t->buf || t->cap - used < len) {
+        size_t need = used + len;
+        if (need > t->limit && used > 0) {
+            t->paused = 1; /* full: resume once the consumer drained it */
+            return CURL_WRITEFUNC_PAUSE;
         }
-        if (t->cap - t->wpos < len) {
-            size_t need = t->wpos + len;
-            if (need > t->limit && t->wpos > 0) {
-                t->paused = 1; /* full: resume once the consumer drained it */
-                return CURL_WRITEFUNC_PAUSE;
-            }
-            if (grow(t, need) != 0) {
-                fail(t, CF_ENOMEM, "out of memory");
-                return 0;
-            }
+        if (grow(t, need) != 0) {
+            fail(t, CF_ENOMEM, "out of memory");
+            return 0;
         }
     }
-    if (t->digests && cf_digests_update(t->digests, data, len) != 0) {
-        fail(t, CF_ENOMEM, "digest update failed");
-        return 0;
-    }
-    memcpy(t->buf + t->wpos, data, len);
-    t->wpos += len;
+    ring_put(t, data, len);
     t->accepted += (int64_t)len;
+    cf_hash_written(t, data, len);
     return len;
 }
 
@@ -293,8 +349,26 @@ int cf_transfer_ready(const cf_transfer *t)
         return 1;
     if (!t->released)
         return t->body_seen || headers_ready(t);
-    return t->wpos > t->rpos;
+    /* Paused with nothing unread: the hasher held the room; the next peek
+     * waits for it and lets curl go on. */
+    return t->w > t->r || t->paused;
 }
+
+/* Opens a connection's socket as curl would (close-on-exec too, so a
+ * host's child processes do not inherit it), and keeps the reason when it
+ * cannot: curl itself keeps none. */
+static curl_socket_t open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    cf_transfer *t = ud;
+    (void)purpose;
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (fd < 0) {
+        t->sock_errno = errno;
+        return CURL_SOCKET_BAD;
+    }
+    return fd;
+}
+
 #define SETOPT(opt, val)                                                                           \
     do {                                                                                           \
         if (rc == CURLE_OK)                                                                        \
@@ -310,6 +384,8 @@ static CURLcode configure(cf_transfer *t, const cf_request *req)
     SETOPT(CURLOPT_URL, req->url);
     SETOPT(CURLOPT_PRIVATE, (void *)t);
     SETOPT(CURLOPT_ERRORBUFFER, t->curl_error);
+    SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    SETOPT(CURLOPT_OPENSOCKETDATA, (void *)t);
     SETOPT(CURLOPT_NOSIGNAL, 1L);
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     /* The path goes out as given: B2 names may hold "." and ".." segments,
@@ -430,6 +506,7 @@ cf_transfer *cf_transfer_start(cf_session *s, const cf_request *req)
     t->id = ++s->next_id;
     s->refs++;
     cf_headers_init(&t->headers);
+    t->hash_thread = req->hash_thread;
     t->limit = req->buffer_size < CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE : req->buffer_size;
     if (req->hash_mask && !(t->digests = cf_digests_new(req->hash_mask))) {
         cf_transfer_free(t);
@@ -479,6 +556,7 @@ int cf_transfer_resume(cf_transfer *t, const cf_request *req)
     cf_headers_init(&t->headers);
     t->kind = CF_OK;
     t->message[0] = t->curl_error[0] = '\0';
+    t->sock_errno = 0;
     t->done = t->paused = t->body_seen = 0;
     t->result = CURLE_OK;
     t->released = 0; /* no byte is taken before the caller checked the answer */
@@ -543,9 +621,12 @@ long cf_transfer_peek(cf_transfer *t, const char **data)
 {
     t->released = 1;
     for (;;) {
-        if (t->wpos > t->rpos) {
-            *data = t->buf + t->rpos;
-            return (long)(t->wpos - t->rpos);
+        if (t->w > t->r) {
+            size_t i = cf_ring_index(t, t->r), n = t->cap - i;
+            if ((uint64_t)n > t->w - t->r)
+                n = (size_t)(t->w - t->r);
+            *data = t->buf + i;
+            return (long)n;
         }
         if (t->kind)
             return -1;
@@ -558,14 +639,16 @@ long cf_transfer_peek(cf_transfer *t, const char **data)
         if (!t->paused)
             return CF_AGAIN;
         /* The buffer is empty (or the body was not asked for before): let
-         * curl go on.  Unpausing may deliver held bytes right here. */
+         * curl go on once hashing caught up and freed the room.  Unpausing
+         * may deliver held bytes right here. */
+        settle(t);
         t->paused = 0;
         t->last_activity = cf_now_ms();
         CURLcode rc = curl_easy_pause(t->easy, CURLPAUSE_CONT);
         if (rc != CURLE_OK) {
             fail_curl(t, rc);
             detach(t);
-            return -1;
+            /* bytes it delivered before failing are handed out first */
         }
     }
 }
@@ -585,6 +668,7 @@ long cf_transfer_peek_wait(cf_transfer *t, const char **data)
 
 void cf_transfer_prefeed(cf_transfer *t, const void *data, size_t len)
 {
+    settle(t);
     if (t->digests && cf_digests_update(t->digests, data, len) != 0)
         fail(t, CF_ENOMEM, "digest update failed");
     t->accepted += (int64_t)len;
@@ -593,13 +677,11 @@ void cf_transfer_prefeed(cf_transfer *t, const void *data, size_t len)
 
 void cf_transfer_consume(cf_transfer *t, size_t n)
 {
-    size_t avail = t->wpos - t->rpos;
+    size_t avail = (size_t)(t->w - t->r);
     if (n > avail)
         n = avail;
-    t->rpos += n;
+    t->r += n;
     t->received += (int64_t)n;
-    if (t->rpos == t->wpos)
-        t->rpos = t->wpos = 0;
 }
 
 int64_t cf_transfer_received(const cf_transfer *t)
@@ -607,8 +689,9 @@ int64_t cf_transfer_received(const cf_transfer *t)
     return t->received;
 }
 
-const cf_digests *cf_transfer_digests(const cf_transfer *t)
+const cf_digests *cf_transfer_digests(cf_transfer *t)
 {
+    settle(t);
     return t->digests;
 }
 

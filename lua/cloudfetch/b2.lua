@@ -122,6 +122,7 @@ end
 -- The error for a non-2xx B2 answer: status, B2's code and message.
 local function api_error(client, state, ctx, status, code, message, url)
   local what = ctx.what
+  code = code and scrub(state, code, ctx.token) -- a service may echo a secret anywhere
   local detail = code and string.format("%d %s", status, code) or tostring(status)
   if code == "unauthorized" then
     local hint = unauthorized_hint(client, ctx.call, ctx.name)

@@ -93,9 +93,126 @@ local function framing_problem(d, p)
   return nil
 end
 
+---------------------------------------------------------------------------
+-- Redirects.  With follow_redirects the core is asked not to follow (libcurl
+-- would carry the caller's headers to any host): each 3xx answer comes back
+-- here, and what the next request carries is decided here.
+
+local REDIRECTS = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
+local DEFAULT_MAX_REDIRECTS = 5
+
+-- The caller's request headers that may go to another origin (scheme, host
+-- or port): content negotiation, the range and conditions.  Every other one
+-- (Authorization, Cookie, X-Auth-Token, X-Bz-Auth, ...) is dropped, and so are
+-- the URL's user name and password.
+download.CROSS_ORIGIN_HEADERS = {
+  accept = true, ["accept-encoding"] = true, ["accept-language"] = true, ["user-agent"] = true,
+  range = true, ["if-range"] = true, ["if-match"] = true, ["if-none-match"] = true,
+  ["if-modified-since"] = true, ["if-unmodified-since"] = true, ["cache-control"] = true, pragma = true,
+}
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+-- Header lines ("Name: value") whose lower-case name keep(name) accepts.
+local function header_lines_where(lines, keep)
+  if not lines then return nil end
+  local out = {}
+  for _, line in ipairs(lines) do
+    local name = line:match("^([^:]*):")
+    if name and keep(name:lower()) then out[#out + 1] = line end
+  end
+  return out
+end
+
+local function not_content(name) return name:sub(1, 8) ~= "content-" end
+local function cross_origin_safe(name) return download.CROSS_ORIGIN_HEADERS[name] == true end
+
+-- A redirect's body is read away when it is small, so that the connection
+-- can carry the next request; else the connection goes.
+local function discard_body(t)
+  local cl = core.parse_content_length(t:headers()["content-length"] or "")
+  if not cl or cl > 64 * 1024 then return end
+  local deadline = clock() + 1
+  while true do
+    local s = t:read(64 * 1024)
+    if not s then return end -- the end, or a failure: either way done with it
+    if s == false and not sched.wait(t, nil, deadline) then return end
+  end
+end
+
+local function redirect_error(p, message)
+  return Error.new{ kind = "protocol", url = p.safe_url, message = message .. " (" .. p.safe_url .. ")" }
+end
+
+-- Sends p's request (retry.open) and follows redirects when asked to.
+-- Returns the transfer of the answer to hand out, retry.open's attempts and
+-- the p that request was made with (the final URL, the headers it kept);
+-- or nil, err.
+local function open_following(p)
+  local max = p.max_redirects
+  if not max then
+    if not p.req.follow_redirects then
+      local t, n = retry.open(p)
+      return t, n, p
+    end
+    max = p.req.max_redirects or DEFAULT_MAX_REDIRECTS
+    p = copy(p)
+    p.req = copy(p.req)
+    p.req.follow_redirects, p.req.max_redirects = nil, nil
+    p.max_redirects = max -- later opens from this p (parallel parts) follow too
+  end
+  local ok, origin = core.resolve_url(p.req.url)
+  if not ok then origin = nil end -- (the request itself will fail)
+  local hops = 0
+  while true do
+    local t, n = retry.open(p)
+    if not t then return nil, n end
+    local status = t:status()
+    local location = REDIRECTS[status] and t:headers()["location"]
+    if not location then return t, n, p end
+    if hops >= max then
+      t:close()
+      return nil, redirect_error(p, string.format("too many redirects (max_redirects = %d)", max))
+    end
+    local target, target_origin = core.resolve_url(p.req.url, location)
+    if not target then
+      t:close()
+      local why = target_origin -- resolve_url's message
+      return nil, redirect_error(p, "redirect to an unusable URL " .. errors.safe_url(location) .. ": " .. why)
+    end
+    local req = copy(p.req)
+    req.url = target
+    -- 303 asks for a GET; after a POST, so do 301 and 302 (as browsers and
+    -- curl do).  The body and the headers describing it are dropped.
+    if (status == 303 and req.method ~= "HEAD") or ((status == 301 or status == 302) and req.method == "POST") then
+      req.method, req.body = "GET", nil
+      req.headers = header_lines_where(req.headers, not_content)
+    end
+    if target_origin ~= origin then
+      -- Nothing of the caller's goes to another origin: a body is not sent
+      -- there at all (the 3xx answer is returned as it is), and only
+      -- harmless headers follow.
+      if req.body then return t, n, p end
+      req.url = assert(core.resolve_url(target, nil, true))
+      req.headers = header_lines_where(req.headers, cross_origin_safe)
+    end
+    discard_body(t)
+    t:close()
+    hops = hops + 1
+    p = copy(p)
+    p.req, p.url, p.safe_url = req, req.url, errors.safe_url(req.url)
+    origin = target_origin
+  end
+end
+
 function download.open(p)
-  local t, err = retry.open(p)
-  if not t then return nil, err end
+  local t, err, final = open_following(p)
+  if not t then return nil, errors.scrub_url_secrets(err, p.url) end
+  p = final
   local d = download.new(t, p, err)
   local problem = framing_problem(d, p)
   if problem then
@@ -206,7 +323,8 @@ end
 
 -- Ends d with a transport failure.
 function download.fail(d, kind, message)
-  local err = Error.new{ kind = kind, message = message, url = d.url, retryable = errors.RETRYABLE_KIND[kind] or false }
+  local err = Error.new{ kind = kind, message = errors.scrub(message, errors.url_secrets(d._p.url)), url = d.url,
+    retryable = errors.RETRYABLE_KIND[kind] or false }
   d._ended, d._end_err = true, err
   return err
 end

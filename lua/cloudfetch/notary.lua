@@ -165,6 +165,7 @@ local function answer_error(d, ctx)
   local text = d:read_all()
   d:close()
   local code, detail, quota = parse_error_body(text)
+  code = code and scrub(code, ctx.s) -- a service may echo a secret anywhere
   local kind = ctx.kind or ((status == 401 or status == 403) and "auth" or "api")
   local message
   if status == 404 and ctx.file_id then

@@ -15,7 +15,7 @@ options.OPEN = {
   buffer_size = "number", retry = "table|boolean", progress = "function",
   verify_tls = "boolean", ca_file = "string", ca_path = "string", proxy = "string",
   user_agent = "string", follow_redirects = "boolean", max_redirects = "number",
-  validators = "table",
+  validators = "table", hash_thread = "boolean",
 }
 
 -- What cf.save (and the services' saves) take beyond cf.open's options.
@@ -44,6 +44,7 @@ local JSON_HEADERS = { ["Content-Type"] = "application/json" }
 local REQUEST_FIELDS = {
   timeout = true, connect_timeout = true, stall_timeout = true, buffer_size = true, verify_tls = true,
   ca_file = true, ca_path = true, proxy = true, user_agent = true, follow_redirects = true, max_redirects = true,
+  hash_thread = true,
 }
 local MAX_PARALLEL = 64
 local METHODS = { GET = true, POST = true, HEAD = true, PUT = true, DELETE = true }

@@ -1,13 +1,19 @@
 /*
- * libFuzzer harness for the cloudfetch header parsers and file-name
- * sanitiser.  Not part of `make test`; build and run by hand:
+ * libFuzzer target: the header store and header-value parsers
+ * (src/headers.c) and Content-Disposition / file-name sanitiser
+ * (src/disposition.c): status lines, Content-Length, Content-Range,
+ * Retry-After, header lines fed as libcurl delivers them.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *       $(pkg-config --cflags openssl) -o build/fuzz_parsers spec/c/fuzz_parsers.c \
- *       src/headers.c src/disposition.c src/digest.c $(pkg-config --libs openssl)
- *   ./build/fuzz_parsers -max_total_time=60 -max_len=4096
+ * Checked (abort() with a message when broken): the parsers' outputs are in
+ * range (a length >= 0, a range first <= last < total, a delay >= 0), the
+ * store stays bounded, and every name the sanitiser returns keeps its
+ * promises (cloudfetch.h): not empty, at most 255 bytes, never "." or "..",
+ * no '/' or '\\', valid UTF-8, no C0/DEL/C1 controls, no bidi controls,
+ * zero-width characters or line/paragraph separators, no leading/trailing
+ * blank and no trailing dot.
  *
- * Any broken promise of cf_sanitize_filename aborts with a message.
+ *   make fuzz                                  (see mk/fuzz.mk)
+ *   build/fuzz/fuzz_parsers CRASH_FILE         (replays one input)
  */
 #include "../../src/cloudfetch.h"
 
@@ -21,6 +27,24 @@ static void fail(const char *what, const char *name)
 {
     fprintf(stderr, "sanitiser promise broken: %s (\"%s\")\n", what, name);
     abort();
+}
+
+/* Characters a name must not hold although they are valid UTF-8: C1
+ * controls, bidi controls, zero-width and line/paragraph separators. */
+static void check_invisible(const unsigned char *p, size_t len, const char *name)
+{
+    unsigned cp = len == 2 ? (p[0] & 0x1fu) << 6 | (p[1] & 0x3fu)
+                : len == 3 ? (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu)
+                           : (p[0] & 0x07u) << 18 | (p[1] & 0x3fu) << 12 | (p[2] & 0x3fu) << 6 | (p[3] & 0x3fu);
+    if (cp >= 0x80 && cp <= 0x9f)
+        fail("C1 control character", name);
+    if (cp == 0x61c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+        (cp >= 0x2066 && cp <= 0x2069))
+        fail("bidi control character", name);
+    if ((cp >= 0x200b && cp <= 0x200d) || cp == 0x2060 || cp == 0xfeff)
+        fail("zero-width character", name);
+    if (cp == 0x2028 || cp == 0x2029)
+        fail("line or paragraph separator", name);
 }
 
 static void check_utf8(const unsigned char *s, size_t n, const char *name)
@@ -53,6 +77,7 @@ static void check_utf8(const unsigned char *s, size_t n, const char *name)
         for (k = 2; k < len; k++)
             if (s[i + k] < 0x80 || s[i + k] > 0xbf)
                 fail("invalid UTF-8 continuation", name);
+        check_invisible(s + i, len, name);
         i += len;
     }
 }

@@ -42,10 +42,15 @@ Other endpoints:
                        key K being answered now, "max_inflight": the most at once}
   /meta?n=&seed=&first=&last=&gzip=1  {"size","sha1","sha256","md5"}
   /echo               JSON of the request: method, path, query, headers, body
-  /redirect?to=URL&code=302    /hops?n=K (K redirects, then 200 "done")
+  /redirect?to=URL&code=302&delay=S    /hops?n=K (K redirects, then 200 "done")
   /gzip?n=&seed=      gzip of the body, Content-Encoding: gzip
   /conn               {"conn": id of this TCP connection, "requests": n}
   /later?delay=S      returns {"url"} of a port that starts listening after S seconds
+  /poison?n=5&extra=200&gap=0.05&hold=2
+                      raw bytes: a 200 answer with Content-Length n and n body bytes,
+                      then (after gap seconds, so in a separate TCP segment; gap=0: in
+                      the same write) `extra` bytes nobody asked for; then the
+                      connection stays open, unread, for hold seconds
 Every request carrying key=K counts for /count.  Sleeps are bounded (<= 30 s);
 the server exits by itself after --idle-exit seconds (300) without a connection.
 """
@@ -280,6 +285,7 @@ class Handler(BaseHTTPRequestHandler):
             elif route == "/echo":
                 self.serve_echo()
             elif route == "/redirect":
+                clamp_sleep(num(self.q, "delay", 0, float))
                 self.serve_redirect(self.q.get("to", "/bytes"), num(self.q, "code", 302))
             elif route == "/hops":
                 n = num(self.q, "n", 1)
@@ -291,6 +297,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_json(200, {"conn": self.conn_id, "requests": self.conn_requests})
             elif route == "/later":
                 self.serve_later()
+            elif route == "/poison":
+                self.serve_poison()
             else:
                 self.send_json(404, {"error": "no such endpoint", "path": route})
         except ValueError as e:
@@ -401,6 +409,23 @@ class Handler(BaseHTTPRequestHandler):
 
         threading.Thread(target=run, daemon=True).start()
         self.send_json(200, {"url": "http://127.0.0.1:%d" % port, "port": port})
+
+    def serve_poison(self):
+        n = num(self.q, "n", 5)
+        extra = num(self.q, "extra", 200)
+        gap = num(self.q, "gap", 0.05, float)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % n
+        junk = (b"junk nobody asked for, not HTTP\r\n" * (extra // 32 + 1))[:extra]
+        if gap > 0:
+            self.wfile.write(head + b"x" * n)
+            self.wfile.flush()
+            clamp_sleep(gap)
+            self.wfile.write(junk)
+        else:
+            self.wfile.write(head + b"x" * n + junk)
+        self.wfile.flush()
+        clamp_sleep(num(self.q, "hold", 2.0, float))
+        raise Dropped()
 
     def serve_gzip(self):
         n = num(self.q, "n", 1024)
