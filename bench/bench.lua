@@ -149,6 +149,11 @@ local s_cases = {
     cmd = function() return ("curl -sS %s | sha1sum | grep -q ^%s"):format(url, sha1) end },
   { name = "cloudfetch `chunks()`, SHA-1 verified", ref = s_curl, cf = "chunks", size = SIZE,
     cmd = function() return ("%s bench/stream.lua chunks %s %s %d"):format(LUA, url, sha1, SIZE) end },
+  { name = "cloudfetch `chunks()`, SHA-1 verified, `hash_thread = false` (hashed inline)", ref = s_curl,
+    cf = "chunks-inline", size = SIZE,
+    cmd = function()
+      return ("BENCH_HASH_THREAD=0 %s bench/stream.lua chunks %s %s %d"):format(LUA, url, sha1, SIZE)
+    end },
   { name = "cloudfetch `chunks()`, no digest", ref = s_curl, cf = "chunks-raw", size = SIZE,
     cmd = function() return ("%s bench/stream.lua chunks %s - %d"):format(LUA, url, SIZE) end },
 }
@@ -186,6 +191,11 @@ local function file_cases(with_peers)
       { name = "cloudfetch `cf.save`, SHA-1 verified, `sync = false`", cf = "save-nosync", size = SIZE,
         cmd = function(dir)
           return ("%s bench/stream.lua save %s %s %d %s/f nosync"):format(LUA, url, sha1, SIZE, dir)
+        end },
+      { name = "cloudfetch `cf.save`, SHA-1 verified, `sync = false`, `hash_thread = false`", cf = "save-inline",
+        size = SIZE,
+        cmd = function(dir)
+          return ("BENCH_HASH_THREAD=0 %s bench/stream.lua save %s %s %d %s/f nosync"):format(LUA, url, sha1, SIZE, dir)
         end },
       { name = "the seed's Python code: requests, `iter_content(1024)` + sha1 + write", key = "seed",
         cmd = function(dir) return ("/usr/bin/python3 bench/seed.py %s %s/f %s 1024"):format(url, dir, sha1) end },

@@ -87,6 +87,13 @@ describe("saving a Download", function()
       assert.are.equal(50, #fx.read_file(path))
     end)
 
+    it("names the file from the URL as requested, though d.url hides what looks like user info", function()
+      local d = open("/file/a@b.txt?n=7")
+      assert.is_nil(d.url:find("a@b", 1, true)) -- redacted: a raw "@" may end a password
+      local path = assert(d:save(dir))
+      assert.are.equal(dir .. "/a@b.txt", path)
+    end)
+
     it("refuses to replace an existing file, leaving it untouched", function()
       local target = dir .. "/exists.txt"
       fx.write_file(target, "precious")

@@ -33,7 +33,9 @@ end
 -- the service's own name for the file (d.name_hint, set by b2 and notary),
 -- else the URL's last segment; always sanitised.
 function save.name_of(d)
-  return d:filename() or (d.name_hint and core.sanitize_filename(d.name_hint)) or url_filename(d.url)
+  -- The URL as requested (after redirects), not d.url: redaction may have
+  -- hidden part of it (a raw "@" in the path reads as user information).
+  return d:filename() or (d.name_hint and core.sanitize_filename(d.name_hint)) or url_filename(d._p.url)
 end
 
 -- Where a save of d goes: `path`, or `<dir>/<name>` when path is a
