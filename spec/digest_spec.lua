@@ -32,6 +32,50 @@ describe("digests", function()
     assert.are.equal(meta.md5, d:digest("md5"))
   end)
 
+  describe("on the hasher thread (bodies from 1 MiB)", function()
+    local BIG, BIG_SEED = 5 * 1024 * 1024 + 333, 12
+    local big_meta, big_url
+    setup(function()
+      big_meta = fx.meta(server, BIG, BIG_SEED)
+      big_url = url .. "/bytes?n=" .. BIG .. "&seed=" .. BIG_SEED
+    end)
+
+    for _, threaded in ipairs{ true, false } do
+      it(("gives the same digests with hash_thread = %s, whatever the reader's pace"):format(threaded), function()
+        -- A small buffer makes the writer wait for the reader (and the hasher) often.
+        local d = assert(cf.open(big_url, { hash = { "sha1", "sha256" }, hash_thread = threaded,
+          buffer_size = 100000, chunk_size = 7777 }))
+        local n, k = 0, 0
+        for chunk in d:chunks() do
+          n, k = n + #chunk, k + 1
+          if k % 97 == 0 then cf.sleep(0.001) end -- now and then a slow reader
+        end
+        assert.are.equal(BIG, n)
+        assert.are.equal(big_meta.sha1, d:digest("sha1"))
+        assert.are.equal(big_meta.sha256, d:digest("sha256"))
+      end)
+    end
+
+    it("raises an integrity failure at the end of the body, never a clean end", function()
+      local d = assert(cf.open(big_url, { expect = { sha1 = string.rep("0", 40) } }))
+      local n = 0
+      local ok, err = pcall(function() for chunk in d:chunks() do n = n + #chunk end end)
+      assert.is_false(ok)
+      integrity_error(err)
+      assert.are.equal(BIG, n) -- every byte was handed out first
+    end)
+
+    it("verifies a save, and leaves nothing behind when the digest is wrong", function()
+      local dir = fx.tmpdir()
+      assert(cf.save(big_url, dir .. "/ok.bin", { expect = { sha1 = big_meta.sha1 } }))
+      assert.are.equal(BIG, #fx.read_file(dir .. "/ok.bin"))
+      local path, err = cf.save(big_url, dir .. "/bad.bin", { expect = { sha1 = string.rep("0", 40) } })
+      assert.is_nil(path)
+      integrity_error(err)
+      assert.same({ "ok.bin" }, fx.list(dir))
+    end)
+  end)
+
   it("computes the digest of a range's bytes", function()
     local m = fx.meta(server, N, SEED, 1000, 99999)
     local d = assert(cf.open(body_url, { hash = { "sha256" }, range = { 1000, 99999 } }))

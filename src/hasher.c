@@ -47,6 +47,17 @@ static int hash_ring(cf_transfer *t, uint64_t from, uint64_t to)
     return 0;
 }
 
+/* Puts t at the back of the queue (under the mutex). */
+static void enqueue(struct cf_hasher *hs, cf_transfer *t)
+{
+    t->hstate = CF_HS_QUEUED;
+    if (hs->tail)
+        hs->tail->hnext = t;
+    else
+        hs->head = t;
+    hs->tail = t;
+}
+
 static void *run(void *arg)
 {
     struct cf_hasher *hs = arg;
@@ -70,12 +81,7 @@ static void *run(void *arg)
             t->hfailed = 1;
         t->h = to;
         if (t->hfill > t->h) { /* more came meanwhile: to the back of the queue */
-            t->hstate = CF_HS_QUEUED;
-            if (hs->tail)
-                hs->tail->hnext = t;
-            else
-                hs->head = t;
-            hs->tail = t;
+            enqueue(hs, t);
         } else {
             t->hstate = CF_HS_IDLE;
             if (hs->waiters)
@@ -142,12 +148,7 @@ void cf_hash_written(cf_transfer *t, const char *data, size_t len)
     pthread_mutex_lock(&hs->mu);
     t->hfill = t->w;
     if (t->hstate == CF_HS_IDLE) {
-        t->hstate = CF_HS_QUEUED;
-        if (hs->tail)
-            hs->tail->hnext = t;
-        else
-            hs->head = t;
-        hs->tail = t;
+        enqueue(hs, t);
         pthread_cond_signal(&hs->work);
     }
     pthread_mutex_unlock(&hs->mu);

@@ -21,6 +21,9 @@
  */
 #include "../../src/cloudfetch.h"
 
+#define FUZZ_NAME "fuzz_digests"
+#include "fuzz_util.h"
+
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -32,26 +35,6 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void broken(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "fuzz_digests: invariant broken: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    abort();
-}
-
-static uint32_t next_rand(uint32_t *s)
-{
-    uint32_t x = *s ? *s : 0x9e3779b9u;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return *s = x;
-}
 
 static const int ALGS[3] = {CF_SHA1, CF_SHA256, CF_MD5};
 static const char *const NAMES[3] = {"sha1", "sha256", "md5"};

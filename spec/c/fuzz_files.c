@@ -31,6 +31,9 @@
  */
 #include "../../src/cloudfetch.h"
 
+#define FUZZ_NAME "fuzz_files"
+#include "fuzz_util.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -44,17 +47,6 @@
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void broken(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "fuzz_files: invariant broken: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    abort();
-}
 
 static char root[64], base[96], outside[96];
 static int xattrs = 1; /* the file system under /tmp keeps user.* attributes */

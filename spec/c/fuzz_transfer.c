@@ -42,6 +42,9 @@
  */
 #include "../../src/cloudfetch.h"
 
+#define FUZZ_NAME "fuzz_transfer"
+#include "fuzz_util.h"
+
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -66,27 +69,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_BODY (128 * 1024)
 #define MAX_CUTS 3
 #define RUN_LIMIT_MS 15000 /* one input never takes longer (the transfer's own timeout is 10 s) */
-
-static void broken(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "fuzz_transfer: invariant broken: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    abort();
-}
-
-/* xorshift32: the consumer's and the server's choices, from the input */
-static uint32_t next_rand(uint32_t *s)
-{
-    uint32_t x = *s ? *s : 0x9e3779b9u;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return *s = x;
-}
 
 /* ---- the plan of one run, shared with the server thread ------------------ */
 
