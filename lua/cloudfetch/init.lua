@@ -38,8 +38,11 @@ cf.Error = errors.Error
 -- @treturn boolean
 cf.is_error = errors.is_error
 
---- `url` without credentials: no `user:password@`, and the values of secret
--- query parameters (`token`, `key`, `password`, ...) replaced by `REDACTED`.
+--- `url` fit for messages: no user information (however malformed: everything
+-- up to the last `@` goes), and the values of query and fragment parameters
+-- whose names look like credentials (percent-decoded, lower-cased, containing
+-- `sig`, `token`, `key`, `secret`, `pass`, `pwd`, `auth`, `cred`, `sess`, `jwt`,
+-- `hmac`, `ticket` or `private`) replaced by `REDACTED`.
 -- @function safe_url
 -- @tparam string url
 -- @treturn string the URL fit for messages (nil when `url` is nil)
