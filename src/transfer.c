@@ -229,9 +229,9 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
             cl = -1;
         cf_hash_decide(t, cl);
     }
-    if (t->r == t->w && cf_hash_mark(t, t->w) == t->w)
-        t->origin = t->w; /* empty: start at the front, so small bodies stay in one piece */
     uint64_t r = t->r, h = cf_hash_mark(t, r);
+    if (r == t->w && h == r)
+        t->origin = r; /* empty: start at the front, so small bodies stay in one piece */
     size_t used = (size_t)(t->w - (h < r ? h : r));
     if (!t->buf || t->cap - used < len) {
         size_t need = used + len;
