@@ -36,8 +36,8 @@ struct cf_transfer {
     int hmode;                 /* CF_HASH_UNDECIDED, _INLINE or _THREAD */
     int hash_thread;           /* the request allows the hasher thread */
     uint64_t hsub;             /* main thread: w when bytes were last handed to the hasher */
-    uint64_t hseen;            /* main thread: h as last read (h only grows) */
-    /* Shared with the hasher thread, under its mutex: */
+    /* Shared with the hasher thread, under its mutex (h is also stored
+     * and loaded atomically: the write callback reads it without the lock): */
     uint64_t h;                /* bytes [0, h) are in the digests */
     uint64_t hfill;            /* the hasher may hash up to here */
     int hstate;                /* CF_HS_IDLE, _QUEUED, _BUSY */
@@ -115,8 +115,8 @@ void cf_hash_decide(cf_transfer *t, int64_t content_length);
 /* Bytes [h, w) were written: hash them (inline), or hand them to the
  * hasher thread once enough gathered. */
 void cf_hash_written(cf_transfer *t, const char *data, size_t len);
-/* How far hashing got (h); cheap when it already passed `at_least`. */
-uint64_t cf_hash_mark(cf_transfer *t, uint64_t at_least);
+/* How far hashing got (h), without waiting. */
+uint64_t cf_hash_mark(cf_transfer *t);
 /* Returns once every written byte is in the digests and the hasher thread
  * no longer touches t (its buffer may move, its digests be read). */
 void cf_hash_settle(cf_transfer *t);

@@ -76,10 +76,11 @@ static void *run(void *arg)
         uint64_t from = t->h, to = t->hfill;
         pthread_mutex_unlock(&hs->mu);
         int rc = t->hfailed ? 0 : hash_ring(t, from, to);
+        /* Published atomically: the writer reads it without the lock. */
+        __atomic_store_n(&t->h, to, __ATOMIC_RELEASE);
         pthread_mutex_lock(&hs->mu);
         if (rc != 0)
             t->hfailed = 1;
-        t->h = to;
         if (t->hfill > t->h) { /* more came meanwhile: to the back of the queue */
             enqueue(hs, t);
         } else {
@@ -154,15 +155,11 @@ void cf_hash_written(cf_transfer *t, const char *data, size_t len)
     pthread_mutex_unlock(&hs->mu);
 }
 
-uint64_t cf_hash_mark(cf_transfer *t, uint64_t at_least)
+uint64_t cf_hash_mark(cf_transfer *t)
 {
-    struct cf_hasher *hs = t->session->hasher;
-    if (t->hmode != CF_HASH_THREAD || !hs || t->hseen >= at_least)
-        return t->hmode == CF_HASH_THREAD ? t->hseen : t->h;
-    pthread_mutex_lock(&hs->mu);
-    t->hseen = t->h;
-    pthread_mutex_unlock(&hs->mu);
-    return t->hseen;
+    if (t->hmode != CF_HASH_THREAD || !t->session->hasher)
+        return t->h;
+    return __atomic_load_n(&t->h, __ATOMIC_ACQUIRE);
 }
 
 void cf_hash_settle(cf_transfer *t)
@@ -179,7 +176,7 @@ void cf_hash_settle(cf_transfer *t)
     /* Idle: the rest (less than a handover) is hashed here. */
     if (t->digests && t->h < t->w && !t->hfailed && hash_ring(t, t->h, t->w) != 0)
         t->hfailed = 1;
-    t->h = t->hseen = t->hsub = t->hfill = t->w;
+    t->h = t->hsub = t->hfill = t->w;
 }
 
 void cf_hasher_free(struct cf_hasher *hs)

@@ -229,7 +229,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
             cl = -1;
         cf_hash_decide(t, cl);
     }
-    uint64_t r = t->r, h = cf_hash_mark(t, r);
+    uint64_t r = t->r, h = cf_hash_mark(t);
     if (r == t->w && h == r)
         t->origin = r; /* empty: start at the front, so small bodies stay in one piece */
     size_t used = (size_t)(t->w - (h < r ? h : r));
