@@ -74,6 +74,22 @@ describe("digests", function()
       integrity_error(err)
       assert.same({ "ok.bin" }, fx.list(dir))
     end)
+
+    for _, threaded in ipairs{ true, false } do
+      it(("verifies a parallel save's in-order prefix with hash_thread = %s"):format(threaded), function()
+        -- Small parts over 3 connections: parts finish out of order, the
+        -- prefix jumps over the ones already written.
+        local dir = fx.tmpdir()
+        assert(cf.save(big_url, dir .. "/par.bin", { parallel = 3, part_size = 700000, hash_thread = threaded,
+          expect = { sha1 = big_meta.sha1, sha256 = big_meta.sha256 } }))
+        assert.are.equal(big_meta.sha1, fx.run("sha1sum " .. fx.shell_quote(dir .. "/par.bin")):match("^(%x+)"))
+        local path, err = cf.save(big_url, dir .. "/bad.bin", { parallel = 3, part_size = 700000,
+          hash_thread = threaded, expect = { sha1 = string.rep("0", 40) } })
+        assert.is_nil(path)
+        integrity_error(err)
+        assert.same({ "par.bin" }, fx.list(dir))
+      end)
+    end
   end)
 
   it("computes the digest of a range's bytes", function()

@@ -289,24 +289,28 @@ void cf_commit_free(cf_commit *c); /* also while running: the worker finishes it
 /* ---- ranged.c: a file filled by ranged parts, hashed in order ------------- */
 
 /* The parts of a parallel save land anywhere in the file; the whole-file
- * digests are computed over the contiguous prefix as it grows: bytes that
- * arrive at the prefix's end are hashed from memory, bytes that arrived
- * earlier further on are read back (from the page cache) when the prefix
- * reaches them.  No second pass over the file at the end. */
+ * digests are computed over the contiguous prefix as it grows: inline,
+ * bytes that arrive at the prefix's end are hashed from memory, bytes that
+ * arrived earlier further on are read back (from the page cache) when the
+ * prefix reaches them; with hash_thread (and 2 cores, 1 MiB or more), a
+ * hasher thread of its own reads the prefix back and hashes it.  No second
+ * pass over the file at the end. */
 typedef struct cf_ranged cf_ranged;
-cf_ranged *cf_ranged_new(cf_tmpfile *f, int64_t total, unsigned hash_mask);
+cf_ranged *cf_ranged_new(cf_tmpfile *f, int64_t total, unsigned hash_mask, int hash_thread);
 /* Writes what t has buffered at *pos (advancing it), never past last.
  * Returns bytes written, 0 when the part is complete (*pos > last),
  * CF_AGAIN, -1 (transfer failed), CF_EWRITE (err), or CF_ESHORT when the
  * body ended before last. */
 #define CF_ESHORT (-4)
 long cf_ranged_pump(cf_ranged *r, cf_transfer *t, int64_t *pos, int64_t last, char *err, size_t errlen);
-/* Reads back and hashes at most max bytes the prefix has reached: 1 while
- * more is waiting, 0 when the digests cover every contiguous byte written,
- * -1 on a read error (err).  The pump does this by itself, bounded. */
+/* Reads back and hashes at most max bytes the prefix has reached (with a
+ * thread: waits until it did): 1 while more is waiting, 0 when the digests
+ * cover every contiguous byte written, -1 on a read error (err).  The pump
+ * does this by itself, bounded (with a thread: hands the prefix over). */
 int cf_ranged_catch_up(cf_ranged *r, size_t max, char *err, size_t errlen);
 int64_t cf_ranged_hashed(const cf_ranged *r); /* length of the hashed prefix */
-const cf_digests *cf_ranged_digests(const cf_ranged *r);
+/* The digests (with a thread: once it is idle). */
+const cf_digests *cf_ranged_digests(cf_ranged *r);
 void cf_ranged_free(cf_ranged *r);
 
 /* ---- base64.c ------------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #define CLOUDFETCH_ENGINE_H
 
 #include "cloudfetch.h"
+#include "hasher.h"
 
 #include <curl/curl.h>
 
@@ -35,14 +36,8 @@ struct cf_transfer {
      * session's hasher thread for big bodies. */
     int hmode;                 /* CF_HASH_UNDECIDED, _INLINE or _THREAD */
     int hash_thread;           /* the request allows the hasher thread */
-    uint64_t hsub;             /* main thread: w when bytes were last handed to the hasher */
-    /* Shared with the hasher thread, under its mutex (h is also stored
-     * and loaded atomically: the write callback reads it without the lock): */
-    uint64_t h;                /* bytes [0, h) are in the digests */
-    uint64_t hfill;            /* the hasher may hash up to here */
-    int hstate;                /* CF_HS_IDLE, _QUEUED, _BUSY */
-    int hfailed;               /* a digest update failed on the hasher thread */
-    cf_transfer *hnext;        /* the hasher's queue */
+    uint64_t hsub;             /* w when bytes were last handed to the hasher */
+    cf_hjob hj;                /* hashed up to hj.h; the thread's job (hasher.h) */
     int closed;                /* cf_transfer_close ran */
     int64_t received;
     int64_t accepted;          /* bytes taken (network and prefeed), all hashed */
@@ -77,7 +72,7 @@ struct cf_session {
     int nbufs;
     size_t buf_bytes;
     struct cf_workers *workers; /* commit.c; NULL until the first background commit */
-    struct cf_hasher *hasher;  /* hasher.c; NULL until a big body is hashed */
+    cf_hasher *hasher;         /* hasher.c; NULL until a big body is hashed */
     int no_hasher;             /* one core, or the thread could not start: hash inline */
     cf_transfer **ready;       /* transfers with news since the last cf_session_take_ready */
     size_t nready, capready;
@@ -106,10 +101,8 @@ void cf_workers_free(struct cf_workers *w);
 
 /* hasher.c: digests computed off the receive path.  Only the thread that
  * drives the session calls these; the hasher thread touches nothing but
- * the transfer's ring bytes it was handed, its digests and the fields
- * marked shared above. */
+ * the transfer's ring bytes it was handed, its digests and t->hj. */
 enum { CF_HASH_UNDECIDED = 0, CF_HASH_INLINE, CF_HASH_THREAD };
-enum { CF_HS_IDLE = 0, CF_HS_QUEUED, CF_HS_BUSY };
 /* Picks inline or thread hashing for t's body (at its first byte). */
 void cf_hash_decide(cf_transfer *t, int64_t content_length);
 /* Bytes [h, w) were written: hash them (inline), or hand them to the
@@ -120,8 +113,6 @@ uint64_t cf_hash_mark(cf_transfer *t);
 /* Returns once every written byte is in the digests and the hasher thread
  * no longer touches t (its buffer may move, its digests be read). */
 void cf_hash_settle(cf_transfer *t);
-/* Hashes what is queued, stops and joins the thread (cf_session_free). */
-void cf_hasher_free(struct cf_hasher *hs);
 /* transfer.c: where position p lives in t's ring. */
 size_t cf_ring_index(const cf_transfer *t, uint64_t p);
 

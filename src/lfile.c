@@ -164,16 +164,18 @@ static cf_ranged *check_ranged(lua_State *L)
     return *r;
 }
 
-/* core.ranged(tmpfile, total, {algs}) -> ranged file over tmpfile */
+/* core.ranged(tmpfile, total, {algs} [, hash_thread = true]) -> ranged
+ * file over tmpfile */
 static int l_ranged(lua_State *L)
 {
     cf_tmpfile *f = lcf_check_tmpfile(L, 1);
     lua_Integer total = luaL_checkinteger(L, 2);
     unsigned mask = lcf_hash_mask(L, 3);
+    int hash_thread = lua_isnoneornil(L, 4) || lua_toboolean(L, 4);
     cf_ranged **r = lcf_new_object(L, sizeof *r, RANGED_MT, 2);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 2); /* the file outlives the ranged view */
-    *r = cf_ranged_new(f, (int64_t)total, mask);
+    *r = cf_ranged_new(f, (int64_t)total, mask, hash_thread);
     if (!*r)
         return luaL_error(L, "out of memory");
     return 1;

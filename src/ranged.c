@@ -1,14 +1,21 @@
 /*
  * A file filled by ranged parts over several connections (parallel saves),
- * with whole-file digests computed while it fills: bytes that arrive at the
- * end of the contiguous prefix are hashed from memory as they are written;
- * bytes written further on are remembered as intervals and read back (from
- * the page cache) once the prefix reaches them.  So the digest is ready when
- * the last byte is, and a save that wants no digest reads nothing back.
+ * with whole-file digests computed while it fills, in order, as the
+ * contiguous prefix grows.  Inline (small files, one core, hash_thread =
+ * false): bytes that arrive at the end of the prefix are hashed from memory
+ * as they are written; bytes written further on are remembered as
+ * intervals and read back (from the page cache) once the prefix reaches
+ * them.  With a hasher thread (hasher.h): the writer only writes and moves
+ * the prefix; the thread reads the prefix back and hashes it, so the
+ * thread that drives the parts does no hashing at all.  Either way the
+ * digest is ready about when the last byte is, and a save that wants no
+ * digest reads nothing back.
  */
 #include "cloudfetch.h"
+#include "hasher.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +36,25 @@ struct cf_ranged {
     interval *iv;        /* written beyond the prefix; sorted, disjoint, not adjacent */
     size_t niv, capiv;
     char *rbuf;
+    /* With a hasher thread (NULL: inline): */
+    cf_hasher *hasher;
+    cf_hjob job;         /* bytes [0, job.h) are hashed (on the thread) */
+    int64_t prefix;      /* bytes [0, prefix) are written */
+    int64_t given;       /* the thread may hash up to here */
+    char *tbuf;          /* the thread's read-back buffer */
+    int terr;            /* the thread's read-back failure: errno, or 0 (short file) */
 };
 
-cf_ranged *cf_ranged_new(cf_tmpfile *f, int64_t total, unsigned hash_mask)
+static int read_back(cf_ranged *r, char *buf, int64_t from, int64_t to, int *errnum);
+
+/* On the hasher thread: reads [from, to) back and hashes it. */
+static int prefix_work(cf_hjob *j, uint64_t from, uint64_t to)
+{
+    cf_ranged *r = (cf_ranged *)(void *)((char *)j - offsetof(cf_ranged, job));
+    return read_back(r, r->tbuf, (int64_t)from, (int64_t)to, &r->terr);
+}
+
+cf_ranged *cf_ranged_new(cf_tmpfile *f, int64_t total, unsigned hash_mask, int hash_thread)
 {
     cf_ranged *r = calloc(1, sizeof *r);
     if (!r)
@@ -42,6 +65,12 @@ cf_ranged *cf_ranged_new(cf_tmpfile *f, int64_t total, unsigned hash_mask)
         free(r);
         return NULL;
     }
+    if (r->digests && hash_thread && total >= CF_HASH_THREAD_MIN && cf_hash_cores() >= 2 &&
+        (r->tbuf = malloc(READ_BACK)) && !(r->hasher = cf_hasher_new())) {
+        free(r->tbuf); /* no thread: inline */
+        r->tbuf = NULL;
+    }
+    r->job.work = prefix_work;
     return r;
 }
 
@@ -49,6 +78,11 @@ void cf_ranged_free(cf_ranged *r)
 {
     if (!r)
         return;
+    if (r->hasher) {
+        __atomic_store_n(&r->job.failed, 1, __ATOMIC_RELAXED); /* what is left is not read back */
+        cf_hasher_free(r->hasher);
+        free(r->tbuf);
+    }
     cf_digests_free(r->digests);
     free(r->iv);
     free(r->rbuf);
@@ -57,11 +91,15 @@ void cf_ranged_free(cf_ranged *r)
 
 int64_t cf_ranged_hashed(const cf_ranged *r)
 {
-    return r->digests ? r->hashed : 0;
+    if (!r->digests)
+        return 0;
+    return r->hasher ? (int64_t)cf_hjob_mark(&r->job) : r->hashed;
 }
 
-const cf_digests *cf_ranged_digests(const cf_ranged *r)
+const cf_digests *cf_ranged_digests(cf_ranged *r)
 {
+    if (r->hasher) /* the thread no longer touches them */
+        cf_hjob_wait(r->hasher, &r->job, UINT64_MAX);
     return r->digests;
 }
 
@@ -99,6 +137,35 @@ static int remember(cf_ranged *r, int64_t start, int64_t end)
     return 0;
 }
 
+/* Reads [from, to) of the file back into buf (READ_BACK bytes) and hashes
+ * it; -1 with *errnum set (errno, or 0 for a short file) when it cannot. */
+static int read_back(cf_ranged *r, char *buf, int64_t from, int64_t to, int *errnum)
+{
+    while (from < to) {
+        size_t want = to - from > READ_BACK ? READ_BACK : (size_t)(to - from);
+        ssize_t n = pread(r->file->fd, buf, want, (off_t)from);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            *errnum = n < 0 ? errno : 0;
+            return -1;
+        }
+        if (cf_digests_update(r->digests, buf, (size_t)n) != 0) {
+            *errnum = ENOMEM;
+            return -1;
+        }
+        from += n;
+    }
+    return 0;
+}
+
+static int read_back_failed(cf_ranged *r, int errnum, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "cannot read back %s: %s", r->file->path ? r->file->path : "the file",
+             errnum ? strerror(errnum) : "short file");
+    return -1;
+}
+
 /* Hashes bytes the prefix has reached that were written earlier, reading
  * at most max of them back.  1 while more is waiting, 0 when caught up. */
 static int catch_up(cf_ranged *r, size_t max, char *err, size_t errlen)
@@ -115,29 +182,66 @@ static int catch_up(cf_ranged *r, size_t max, char *err, size_t errlen)
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        int64_t want = r->iv[0].end - r->hashed;
-        if (want > READ_BACK)
-            want = READ_BACK;
-        if (want > (int64_t)max)
-            want = (int64_t)max;
-        ssize_t n = pread(r->file->fd, r->rbuf, (size_t)want, (off_t)r->hashed);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            snprintf(err, errlen, "cannot read back %s: %s", r->file->path ? r->file->path : "the file",
-                     n < 0 ? strerror(errno) : "short file");
-            return -1;
-        }
-        cf_digests_update(r->digests, r->rbuf, (size_t)n);
-        r->hashed += n;
-        max -= (size_t)n;
+        int64_t end = r->iv[0].end;
+        if (end - r->hashed > (int64_t)max)
+            end = r->hashed + (int64_t)max;
+        int errnum;
+        if (read_back(r, r->rbuf, r->hashed, end, &errnum) != 0)
+            return read_back_failed(r, errnum, err, errlen);
+        max -= (size_t)(end - r->hashed);
+        r->hashed = end;
     }
+    return 0;
+}
+
+/* With a thread: hands the prefix over, and waits until the thread hashed
+ * at most max more of it.  1 while more is waiting, 0 when caught up (the
+ * thread idle). */
+static int thread_catch_up(cf_ranged *r, size_t max, char *err, size_t errlen)
+{
+    if (r->given < r->prefix) {
+        r->given = r->prefix;
+        cf_hjob_give(r->hasher, &r->job, (uint64_t)r->given);
+    }
+    uint64_t h = cf_hjob_mark(&r->job);
+    if (h < (uint64_t)r->given && max > 0) {
+        uint64_t upto = (uint64_t)r->given - h > max ? h + max : (uint64_t)r->given;
+        cf_hjob_wait(r->hasher, &r->job, upto);
+    }
+    if (cf_hjob_mark(&r->job) < (uint64_t)r->given)
+        return 1;
+    cf_hjob_wait(r->hasher, &r->job, UINT64_MAX); /* idle: failed is settled */
+    if (r->job.failed)
+        return read_back_failed(r, r->terr, err, errlen);
     return 0;
 }
 
 int cf_ranged_catch_up(cf_ranged *r, size_t max, char *err, size_t errlen)
 {
+    if (r->hasher)
+        return thread_catch_up(r, max, err, errlen);
     return r->digests ? catch_up(r, max, err, errlen) : 0;
+}
+
+/* With a thread: bytes [start, end) were written; moves the prefix over
+ * them and what they join, and hands it over every READ_BACK bytes. */
+static int grow_prefix(cf_ranged *r, int64_t start, int64_t end)
+{
+    if (start > r->prefix)
+        return remember(r, start, end);
+    if (end > r->prefix)
+        r->prefix = end;
+    while (r->niv > 0 && r->iv[0].start <= r->prefix) {
+        if (r->iv[0].end > r->prefix)
+            r->prefix = r->iv[0].end;
+        memmove(&r->iv[0], &r->iv[1], (r->niv - 1) * sizeof *r->iv);
+        r->niv--;
+    }
+    if (r->prefix - r->given >= READ_BACK || r->prefix == r->total) {
+        r->given = r->prefix;
+        cf_hjob_give(r->hasher, &r->job, (uint64_t)r->given);
+    }
+    return 0;
 }
 
 static int write_at(cf_ranged *r, int64_t offset, const char *data, size_t len, char *err, size_t errlen)
@@ -147,6 +251,13 @@ static int write_at(cf_ranged *r, int64_t offset, const char *data, size_t len, 
     if (!r->digests)
         return 0;
     int64_t end = offset + (int64_t)len;
+    if (r->hasher) {
+        if (grow_prefix(r, offset, end) != 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
     if (offset <= r->hashed && end > r->hashed) { /* extends the prefix: hash from memory */
         size_t skip = (size_t)(r->hashed - offset);
         if (cf_digests_update(r->digests, data + skip, len - skip) != 0) {
@@ -189,7 +300,7 @@ long cf_ranged_pump(cf_ranged *r, cf_transfer *t, int64_t *pos, int64_t last, ch
         *pos += (int64_t)k;
         total += (long)k;
     }
-    if (r->digests && catch_up(r, CATCH_UP_MAX, err, errlen) < 0)
+    if (r->digests && !r->hasher && catch_up(r, CATCH_UP_MAX, err, errlen) < 0)
         return CF_EWRITE;
     if (total == 0 && *pos <= last)
         return CF_AGAIN;

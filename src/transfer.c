@@ -123,7 +123,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 static void settle(cf_transfer *t)
 {
     cf_hash_settle(t);
-    if (t->hfailed)
+    if (t->hj.failed)
         fail(t, CF_ENOMEM, "digest update failed");
 }
 
