@@ -4,7 +4,8 @@
 -- SHA1 "-" reads without any digest (only the size is checked); "nosync"
 -- saves with sync = false (no fsync before the rename).  The saved file is
 -- left for the caller to remove (outside the timing).  BENCH_HASH_THREAD=0
--- in the environment hashes inline (hash_thread = false).
+-- in the environment hashes inline (hash_thread = false); BENCH_PARALLEL=N
+-- saves in ranged parts over N connections.
 local cf = require "cloudfetch"
 local mode, url, sha1, size, path, nosync = ...
 size = math.tointeger(tonumber(size))
@@ -18,7 +19,7 @@ if mode == "chunks" then
 elseif mode == "save" then
   os.remove(path)
   assert(cf.save(url, path, { expect = expect, retry = false, sync = nosync ~= "nosync",
-    hash_thread = hash_thread }))
+    hash_thread = hash_thread, parallel = math.tointeger(tonumber(os.getenv("BENCH_PARALLEL"))) }))
 else
   error("mode must be chunks or save")
 end
