@@ -75,6 +75,29 @@ describe("digests", function()
       assert.same({ "ok.bin" }, fx.list(dir))
     end)
 
+    -- The write callback writes a save's body to the file itself: a write
+    -- that fails there (here: past a file size limit, EFBIG) ends the save
+    -- with kind "io", and no temporary file stays.  In a child process,
+    -- with the limit and SIGXFSZ ignored.
+    for _, threaded in ipairs{ true, false } do
+      it(("fails a save whose write fails mid-body, hash_thread = %s"):format(threaded), function()
+        local dir = fx.tmpdir()
+        local script = ([[
+          local cf = require "cloudfetch"
+          local path, err = cf.save(%q, %q, { hash_thread = %s, retry = false,
+            expect = { sha1 = %q } })
+          io.write(tostring(path), "|", err and err.kind or "", "|", err and err.message or "")
+        ]]):format(big_url, dir .. "/f.bin", tostring(threaded), big_meta.sha1)
+        local out = fx.run("ulimit -f 1024; trap '' XFSZ; lua5.4 -e " .. fx.shell_quote(script) .. " 2>&1")
+        local path, kind, message = out:match("^(.-)|(.-)|(.*)$")
+        assert.are.equal("nil", path, out)
+        assert.are.equal("io", kind, out)
+        assert.truthy(message:find("cannot write", 1, true), out)
+        assert.truthy(message:find("too large", 1, true), out)
+        assert.same({}, fx.list(dir))
+      end)
+    end
+
     for _, threaded in ipairs{ true, false } do
       it(("verifies a parallel save's in-order prefix with hash_thread = %s"):format(threaded), function()
         -- Small parts over 3 connections: parts finish out of order, the

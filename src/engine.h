@@ -38,6 +38,13 @@ struct cf_transfer {
     int hash_thread;           /* the request allows the hasher thread */
     uint64_t hsub;             /* w when bytes were last handed to the hasher */
     cf_hjob hj;                /* hashed up to hj.h; the thread's job (hasher.h) */
+    /* A save's file (cf_transfer_sink): the write callback writes the body
+     * there itself, no copy into the ring; the hasher thread reads it back. */
+    int sink_fd;               /* -1: none; else a duplicate of the file's descriptor */
+    char *sink_path;           /* the file's name, for messages */
+    uint64_t sink_base;        /* body position p is at file offset p - sink_base */
+    uint64_t sink_told;        /* w when cf_transfer_sunk last reported */
+    char *sink_buf;            /* the hasher's read-back buffer */
     int closed;                /* cf_transfer_close ran */
     int64_t received;
     int64_t accepted;          /* bytes taken (network and prefeed), all hashed */
@@ -115,5 +122,9 @@ uint64_t cf_hash_mark(cf_transfer *t);
 void cf_hash_settle(cf_transfer *t);
 /* transfer.c: where position p lives in t's ring. */
 size_t cf_ring_index(const cf_transfer *t, uint64_t p);
+/* hasher.c: how a transfer's bytes [from, to) are hashed when not inline
+ * from the write callback's data: from its ring, or read back from its
+ * sink file. */
+int cf_hash_work(cf_hjob *j, uint64_t from, uint64_t to);
 
 #endif

@@ -401,6 +401,13 @@ long cf_tmpfile_pump(cf_tmpfile *f, cf_transfer *t, char *err, size_t errlen)
     for (;;) {
         const char *data;
         long n = cf_transfer_peek(t, &data);
+        if (n == CF_AGAIN || n <= 0) {
+            /* Nothing buffered: from now on the write callback writes to f
+             * itself; what it wrote counts here. */
+            if (n == CF_AGAIN)
+                cf_transfer_sink(t, f);
+            total += (long)cf_transfer_sunk(t);
+        }
         if (n == CF_AGAIN)
             return total > 0 ? total : CF_AGAIN;
         if (n <= 0)

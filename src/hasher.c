@@ -18,12 +18,14 @@
  */
 #include "engine.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #define HAND_OVER (128 * 1024)     /* bytes gathered before the thread is told */
+#define READ_BACK (128 * 1024)     /* a sink's bytes read back at a time */
 
 enum { IDLE = 0, QUEUED, BUSY };
 
@@ -153,7 +155,7 @@ void cf_hjob_wait(cf_hasher *hs, cf_hjob *j, uint64_t upto)
     pthread_mutex_unlock(&hs->mu);
 }
 
-/* ---- transfers: their ring buffers -------------------------------------- */
+/* ---- transfers: their ring buffers, or their sink files ------------------ */
 
 /* Feeds ring bytes [from, to) of t to its digests. */
 static int hash_ring(cf_transfer *t, uint64_t from, uint64_t to)
@@ -170,9 +172,28 @@ static int hash_ring(cf_transfer *t, uint64_t from, uint64_t to)
     return 0;
 }
 
-static int ring_work(cf_hjob *j, uint64_t from, uint64_t to)
+/* Reads bytes [from, to) of t's body back from its sink file and hashes
+ * them (the file's pages are in memory: they were just written). */
+static int hash_sink(cf_transfer *t, uint64_t from, uint64_t to)
 {
-    return hash_ring((cf_transfer *)(void *)((char *)j - offsetof(cf_transfer, hj)), from, to);
+    if (!t->sink_buf && !(t->sink_buf = malloc(READ_BACK)))
+        return -1;
+    while (from < to) {
+        size_t want = to - from > READ_BACK ? READ_BACK : (size_t)(to - from);
+        ssize_t n = pread(t->sink_fd, t->sink_buf, want, (off_t)(from - t->sink_base));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || cf_digests_update(t->digests, t->sink_buf, (size_t)n) != 0)
+            return -1;
+        from += (uint64_t)n;
+    }
+    return 0;
+}
+
+int cf_hash_work(cf_hjob *j, uint64_t from, uint64_t to)
+{
+    cf_transfer *t = (cf_transfer *)(void *)((char *)j - offsetof(cf_transfer, hj));
+    return t->sink_fd >= 0 ? hash_sink(t, from, to) : hash_ring(t, from, to);
 }
 
 static cf_hasher *hasher_of(cf_session *s)
@@ -199,10 +220,8 @@ void cf_hash_decide(cf_transfer *t, int64_t content_length)
     t->hmode = CF_HASH_INLINE;
     if (!t->digests || !t->hash_thread || (content_length >= 0 && content_length < CF_HASH_THREAD_MIN))
         return;
-    if (hasher_of(t->session)) {
+    if (hasher_of(t->session))
         t->hmode = CF_HASH_THREAD;
-        t->hj.work = ring_work;
-    }
 }
 
 void cf_hash_written(cf_transfer *t, const char *data, size_t len)
@@ -215,7 +234,7 @@ void cf_hash_written(cf_transfer *t, const char *data, size_t len)
     if (t->hmode != CF_HASH_THREAD || !hs) {
         /* Inline; a thread transfer gets here only once the session
          * closed, after the thread hashed all it was given. */
-        if (t->hj.h < t->w - len && hash_ring(t, t->hj.h, t->w - len) != 0)
+        if (t->hj.h < t->w - len && cf_hash_work(&t->hj, t->hj.h, t->w - len) != 0)
             t->hj.failed = 1;
         if (cf_digests_update(t->digests, data, len) != 0)
             t->hj.failed = 1;
@@ -239,7 +258,7 @@ void cf_hash_settle(cf_transfer *t)
     if (t->hmode == CF_HASH_THREAD && hs)
         cf_hjob_wait(hs, &t->hj, UINT64_MAX);
     /* Idle: the rest (less than a handover) is hashed here. */
-    if (t->digests && t->hj.h < t->w && !t->hj.failed && hash_ring(t, t->hj.h, t->w) != 0)
+    if (t->digests && t->hj.h < t->w && !t->hj.failed && cf_hash_work(&t->hj, t->hj.h, t->w) != 0)
         t->hj.failed = 1;
     t->hj.h = t->hsub = t->hj.fill = t->w;
 }

@@ -9,10 +9,13 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define RECV_BUFFER (256L * 1024) /* CURLOPT_BUFFERSIZE: fast hashing in the write path */
 #define BUFFER_START (64 * 1024)  /* the body buffer's first size; it grows up to buffer_size */
@@ -123,8 +126,13 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 static void settle(cf_transfer *t)
 {
     cf_hash_settle(t);
-    if (t->hj.failed)
+    if (t->hj.failed && t->sink_fd >= 0) {
+        char m[CF_ERRLEN];
+        snprintf(m, sizeof m, "cannot read %s back to hash it", t->sink_path);
+        fail(t, CF_EIO, m);
+    } else if (t->hj.failed) {
         fail(t, CF_ENOMEM, "digest update failed");
+    }
 }
 
 /* A body buffer from the session's pool (the last one returned), if any. */
@@ -207,6 +215,29 @@ static void ring_put(cf_transfer *t, const char *data, size_t len)
     t->w += len;
 }
 
+/* Writes the bytes to the sink file (see cf_transfer_sink). */
+static size_t sink_body(cf_transfer *t, const char *data, size_t len)
+{
+    for (size_t off = 0; off < len;) {
+        ssize_t k = write(t->sink_fd, data + off, len - off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            char m[CF_ERRLEN];
+            snprintf(m, sizeof m, "cannot write %s: %s", t->sink_path, strerror(errno));
+            fail(t, CF_EIO, m);
+            return 0;
+        }
+        off += (size_t)k;
+    }
+    t->w += len;
+    t->r = t->w; /* nothing is buffered */
+    t->accepted += (int64_t)len;
+    t->received += (int64_t)len;
+    cf_hash_written(t, data, len);
+    return len;
+}
+
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
 {
     cf_transfer *t = ud;
@@ -229,6 +260,8 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
             cl = -1;
         cf_hash_decide(t, cl);
     }
+    if (t->sink_fd >= 0)
+        return sink_body(t, data, len);
     uint64_t r = t->r, h = cf_hash_mark(t);
     if (r == t->w && h == r)
         t->origin = r; /* empty: start at the front, so small bodies stay in one piece */
@@ -351,7 +384,7 @@ int cf_transfer_ready(const cf_transfer *t)
         return t->body_seen || headers_ready(t);
     /* Paused with nothing unread: the hasher held the room; the next peek
      * waits for it and lets curl go on. */
-    return t->w > t->r || t->paused;
+    return t->w > t->r || t->paused || (t->sink_fd >= 0 && t->w > t->sink_told);
 }
 
 /* Opens a connection's socket as curl would (close-on-exec too, so a
@@ -507,6 +540,8 @@ cf_transfer *cf_transfer_start(cf_session *s, const cf_request *req)
     s->refs++;
     cf_headers_init(&t->headers);
     t->hash_thread = req->hash_thread;
+    t->sink_fd = -1;
+    t->hj.work = cf_hash_work;
     t->limit = req->buffer_size < CURL_MAX_WRITE_SIZE ? CURL_MAX_WRITE_SIZE : req->buffer_size;
     if (req->hash_mask && !(t->digests = cf_digests_new(req->hash_mask))) {
         cf_transfer_free(t);
@@ -695,12 +730,45 @@ const cf_digests *cf_transfer_digests(cf_transfer *t)
     return t->digests;
 }
 
+int cf_transfer_sink(cf_transfer *t, cf_tmpfile *f)
+{
+    struct stat st;
+    if (t->sink_fd >= 0 || t->w != t->r || t->closed || f->fd < 0 || fstat(f->fd, &st) != 0)
+        return t->sink_fd >= 0;
+    char *path = strdup(f->path ? f->path : "the file");
+    int fd = path ? fcntl(f->fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd < 0) {
+        free(path);
+        return 0; /* it goes on through the buffer */
+    }
+    settle(t); /* every byte so far is hashed: from here they are read back */
+    t->sink_fd = fd;
+    t->sink_path = path;
+    t->sink_base = t->w - (uint64_t)st.st_size;
+    t->sink_told = t->w;
+    return 1;
+}
+
+int64_t cf_transfer_sunk(cf_transfer *t)
+{
+    int64_t n = t->sink_fd >= 0 ? (int64_t)(t->w - t->sink_told) : 0;
+    t->sink_told = t->w;
+    return n;
+}
+
 void cf_transfer_close(cf_transfer *t)
 {
     if (t->easy && !t->done && !t->kind)
         fail(t, CF_ECANCELED, "the download was closed");
     detach(t);
-    give_buffer(t);
+    give_buffer(t); /* settles: the hasher is done with the sink too */
+    if (t->sink_fd >= 0) {
+        close(t->sink_fd);
+        t->sink_fd = -1;
+    }
+    free(t->sink_path);
+    free(t->sink_buf);
+    t->sink_path = t->sink_buf = NULL;
     t->closed = 1;
 }
 
