@@ -108,7 +108,8 @@ void cf_workers_free(struct cf_workers *w);
 
 /* hasher.c: digests computed off the receive path.  Only the thread that
  * drives the session calls these; the hasher thread touches nothing but
- * the transfer's ring bytes it was handed, its digests and t->hj. */
+ * the bytes it was handed (in the ring, or read back through sink_fd into
+ * sink_buf), the digests and t->hj. */
 enum { CF_HASH_UNDECIDED = 0, CF_HASH_INLINE, CF_HASH_THREAD };
 /* Picks inline or thread hashing for t's body (at its first byte). */
 void cf_hash_decide(cf_transfer *t, int64_t content_length);

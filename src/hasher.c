@@ -3,18 +3,19 @@
  * receives it leaves the second core idle: SHA-1 runs at about the speed
  * loopback delivers, so the two halve each other.  Here a hasher thread
  * hashes jobs (hasher.h) behind their writer: for a transfer, the write
- * callback only copies bytes into the ring and, every HAND_OVER bytes,
- * moves the job's fill mark and wakes the thread when it sleeps; a byte's
- * room in the ring is reused only once it was read and hashed, so memory
- * stays bounded by buffer_size and back-pressure is unchanged.  Each session
+ * callback only copies bytes into the ring (or writes them to a save's
+ * file) and, every HAND_OVER bytes, moves the job's fill mark and wakes the
+ * thread when it sleeps; a byte's room in the ring is reused only once it
+ * was read and hashed, so memory stays bounded by buffer_size and
+ * back-pressure is unchanged.  Each session
  * has one such thread for its transfers; a parallel save's ranged file has
  * its own for its in-order prefix (ranged.c).
  *
  * Small bodies, one-core machines and requests with hash_thread = false
  * hash inline (the handover would cost more than it saves).  The thread
  * touches no Lua state and nothing of a job but what its work function
- * reads (a transfer: its ring bytes and digests) and the fields hasher.h
- * marks as shared.
+ * reads (a transfer: its ring bytes, or its sink file read back into its
+ * sink buffer, and its digests) and the fields hasher.h marks as shared.
  */
 #include "engine.h"
 

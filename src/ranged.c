@@ -15,6 +15,7 @@
 #include "hasher.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,17 +42,18 @@ struct cf_ranged {
     cf_hjob job;         /* bytes [0, job.h) are hashed (on the thread) */
     int64_t prefix;      /* bytes [0, prefix) are written */
     int64_t given;       /* the thread may hash up to here */
+    int tfd;             /* the thread's own descriptor of the file (a duplicate) */
     char *tbuf;          /* the thread's read-back buffer */
     int terr;            /* the thread's read-back failure: errno, or 0 (short file) */
 };
 
-static int read_back(cf_ranged *r, char *buf, int64_t from, int64_t to, int *errnum);
+static int read_back(cf_ranged *r, int fd, char *buf, int64_t from, int64_t to, int *errnum);
 
 /* On the hasher thread: reads [from, to) back and hashes it. */
 static int prefix_work(cf_hjob *j, uint64_t from, uint64_t to)
 {
     cf_ranged *r = (cf_ranged *)(void *)((char *)j - offsetof(cf_ranged, job));
-    return read_back(r, r->tbuf, (int64_t)from, (int64_t)to, &r->terr);
+    return read_back(r, r->tfd, r->tbuf, (int64_t)from, (int64_t)to, &r->terr);
 }
 
 cf_ranged *cf_ranged_new(cf_tmpfile *f, int64_t total, unsigned hash_mask, int hash_thread)
@@ -65,9 +67,17 @@ cf_ranged *cf_ranged_new(cf_tmpfile *f, int64_t total, unsigned hash_mask, int h
         free(r);
         return NULL;
     }
+    /* The thread reads through a descriptor of its own: whatever becomes
+     * of f's (a failed save discards the file), it reads the same file. */
+    r->tfd = -1;
     if (r->digests && hash_thread && total >= CF_HASH_THREAD_MIN && cf_hash_cores() >= 2 &&
-        (r->tbuf = malloc(READ_BACK)) && !(r->hasher = cf_hasher_new())) {
-        free(r->tbuf); /* no thread: inline */
+        (r->tbuf = malloc(READ_BACK)) && (r->tfd = fcntl(f->fd, F_DUPFD_CLOEXEC, 0)) >= 0 &&
+        !(r->hasher = cf_hasher_new())) {
+        close(r->tfd); /* no thread: inline */
+        r->tfd = -1;
+    }
+    if (!r->hasher) {
+        free(r->tbuf);
         r->tbuf = NULL;
     }
     r->job.work = prefix_work;
@@ -81,6 +91,7 @@ void cf_ranged_free(cf_ranged *r)
     if (r->hasher) {
         __atomic_store_n(&r->job.failed, 1, __ATOMIC_RELAXED); /* what is left is not read back */
         cf_hasher_free(r->hasher);
+        close(r->tfd);
         free(r->tbuf);
     }
     cf_digests_free(r->digests);
@@ -139,11 +150,11 @@ static int remember(cf_ranged *r, int64_t start, int64_t end)
 
 /* Reads [from, to) of the file back into buf (READ_BACK bytes) and hashes
  * it; -1 with *errnum set (errno, or 0 for a short file) when it cannot. */
-static int read_back(cf_ranged *r, char *buf, int64_t from, int64_t to, int *errnum)
+static int read_back(cf_ranged *r, int fd, char *buf, int64_t from, int64_t to, int *errnum)
 {
     while (from < to) {
         size_t want = to - from > READ_BACK ? READ_BACK : (size_t)(to - from);
-        ssize_t n = pread(r->file->fd, buf, want, (off_t)from);
+        ssize_t n = pread(fd, buf, want, (off_t)from);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -186,7 +197,7 @@ static int catch_up(cf_ranged *r, size_t max, char *err, size_t errlen)
         if (end - r->hashed > (int64_t)max)
             end = r->hashed + (int64_t)max;
         int errnum;
-        if (read_back(r, r->rbuf, r->hashed, end, &errnum) != 0)
+        if (read_back(r, r->file->fd, r->rbuf, r->hashed, end, &errnum) != 0)
             return read_back_failed(r, errnum, err, errlen);
         max -= (size_t)(end - r->hashed);
         r->hashed = end;

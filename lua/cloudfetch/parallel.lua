@@ -88,7 +88,8 @@ function parallel.save(d, path, opts)
   for alg in pairs(options.DIGESTS) do
     if expect[alg] then algs[#algs + 1] = alg end
   end
-  local r = core.ranged(tmp, total, algs, d._p.req.hash_thread ~= false)
+  -- Closed before tmp (its hasher thread joined) however this ends.
+  local r <close> = core.ranged(tmp, total, algs, d._p.req.hash_thread ~= false)
   d._t:drop_hash() -- part 1's bytes are hashed by the ranged file, not twice
 
   local written, progress = 0, d._p.progress
