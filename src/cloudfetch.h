@@ -237,10 +237,12 @@ long cf_file_tag(const char *path, char *buf, size_t buflen);
  * tells) or -3 when the write failed (err says why). */
 #define CF_EWRITE (-3)
 long cf_tmpfile_pump(cf_tmpfile *f, cf_transfer *t, char *err, size_t errlen);
-/* From now on the write callback writes t's body to f itself (after its
- * last byte: no copy through the buffer), when nothing is buffered; 1 when
- * it does, 0 when not (yet).  f must stay open while t runs. */
-int cf_transfer_sink(cf_transfer *t, cf_tmpfile *f);
+/* From now on the write callback writes t's body to f itself (no copy
+ * through the buffer), when nothing is buffered: its next byte at file
+ * offset `at`, and no more than up to offset `end` (the rest is dropped);
+ * at < 0: at the end of the file, with no end.  1 when it does (or already
+ * did), 0 when not (yet). */
+int cf_transfer_sink(cf_transfer *t, cf_tmpfile *f, int64_t at, int64_t end);
 /* Bytes the write callback wrote to the sink since the last call. */
 int64_t cf_transfer_sunk(cf_transfer *t);
 /* Feeds the first n bytes of the file at path to t (cf_transfer_prefeed),

@@ -43,6 +43,7 @@ struct cf_transfer {
     int sink_fd;               /* -1: none; else a duplicate of the file's descriptor */
     char *sink_path;           /* the file's name, for messages */
     uint64_t sink_base;        /* body position p is at file offset p - sink_base */
+    uint64_t sink_end;         /* positions from here on are dropped */
     uint64_t sink_told;        /* w when cf_transfer_sunk last reported */
     char *sink_buf;            /* the hasher's read-back buffer */
     int closed;                /* cf_transfer_close ran */

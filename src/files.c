@@ -405,7 +405,7 @@ long cf_tmpfile_pump(cf_tmpfile *f, cf_transfer *t, char *err, size_t errlen)
             /* Nothing buffered: from now on the write callback writes to f
              * itself; what it wrote counts here. */
             if (n == CF_AGAIN)
-                cf_transfer_sink(t, f);
+                cf_transfer_sink(t, f, -1, -1);
             total += (long)cf_transfer_sunk(t);
         }
         if (n == CF_AGAIN)

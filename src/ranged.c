@@ -285,14 +285,38 @@ static int write_at(cf_ranged *r, int64_t offset, const char *data, size_t len, 
     return 0;
 }
 
+/* Bytes [start, end) were written by t's write callback itself. */
+static int sunk(cf_ranged *r, int64_t start, int64_t end)
+{
+    return r->hasher ? grow_prefix(r, start, end) : 0;
+}
+
 long cf_ranged_pump(cf_ranged *r, cf_transfer *t, int64_t *pos, int64_t last, char *err, size_t errlen)
 {
     long total = 0;
     while (*pos <= last) {
         const char *data;
         long n = cf_transfer_peek(t, &data);
-        if (n == CF_AGAIN)
+        /* What the write callback wrote in place comes first: bytes are
+         * buffered only before it did, or past the part's last byte. */
+        int64_t sk = cf_transfer_sunk(t);
+        if (sk > 0) {
+            if (sunk(r, *pos, *pos + sk) != 0) {
+                snprintf(err, errlen, "out of memory");
+                return CF_EWRITE;
+            }
+            *pos += sk;
+            total += (long)sk;
+            if (*pos > last)
+                break;
+        }
+        if (n == CF_AGAIN) {
+            /* Nothing buffered: unless its bytes must be hashed from memory
+             * (inline), the write callback writes this part in place itself. */
+            if (r->hasher || !r->digests)
+                cf_transfer_sink(t, r->file, *pos, last + 1);
             break;
+        }
         if (n < 0)
             return total > 0 ? total : n;
         if (n == 0) {

@@ -215,27 +215,29 @@ static void ring_put(cf_transfer *t, const char *data, size_t len)
     t->w += len;
 }
 
-/* Writes the bytes to the sink file (see cf_transfer_sink). */
-static size_t sink_body(cf_transfer *t, const char *data, size_t len)
+/* Writes the bytes up to the sink's end to its file (see
+ * cf_transfer_sink); returns how many, or -1 when the write failed. */
+static long sink_body(cf_transfer *t, const char *data, size_t len)
 {
-    for (size_t off = 0; off < len;) {
-        ssize_t k = write(t->sink_fd, data + off, len - off);
+    size_t n = t->sink_end - t->w < len ? (size_t)(t->sink_end - t->w) : len;
+    for (size_t off = 0; off < n;) {
+        ssize_t k = pwrite(t->sink_fd, data + off, n - off, (off_t)(t->w + off - t->sink_base));
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0) {
             char m[CF_ERRLEN];
             snprintf(m, sizeof m, "cannot write %s: %s", t->sink_path, strerror(errno));
             fail(t, CF_EIO, m);
-            return 0;
+            return -1;
         }
         off += (size_t)k;
     }
-    t->w += len;
+    t->w += n;
     t->r = t->w; /* nothing is buffered */
-    t->accepted += (int64_t)len;
-    t->received += (int64_t)len;
-    cf_hash_written(t, data, len);
-    return len;
+    t->accepted += (int64_t)n;
+    t->received += (int64_t)n;
+    cf_hash_written(t, data, n);
+    return (long)n;
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
@@ -260,8 +262,21 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
             cl = -1;
         cf_hash_decide(t, cl);
     }
-    if (t->sink_fd >= 0)
-        return sink_body(t, data, len);
+    size_t sunk = 0;
+    if (t->sink_fd >= 0 && t->w < t->sink_end) {
+        long k = sink_body(t, data, len);
+        if (k < 0)
+            return 0;
+        if ((size_t)k == len)
+            return len;
+        /* Past the sink's end (a part's last byte): the rest waits in the
+         * buffer, as it would for a reader, and holds the transfer once
+         * that is full.  The buffer is empty here, so nothing pauses now
+         * (a pause would have curl hand the written bytes again). */
+        sunk = (size_t)k;
+        data += sunk;
+        len -= sunk;
+    }
     uint64_t r = t->r, h = cf_hash_mark(t);
     if (r == t->w && h == r)
         t->origin = r; /* empty: start at the front, so small bodies stay in one piece */
@@ -280,7 +295,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
     ring_put(t, data, len);
     t->accepted += (int64_t)len;
     cf_hash_written(t, data, len);
-    return len;
+    return sunk + len;
 }
 
 static void remember_url(cf_transfer *t)
@@ -384,7 +399,7 @@ int cf_transfer_ready(const cf_transfer *t)
         return t->body_seen || headers_ready(t);
     /* Paused with nothing unread: the hasher held the room; the next peek
      * waits for it and lets curl go on. */
-    return t->w > t->r || t->paused || (t->sink_fd >= 0 && t->w > t->sink_told);
+    return t->w > t->r || t->paused || (t->sink_fd >= 0 && t->w > t->sink_told); /* or written in place */
 }
 
 /* Opens a connection's socket as curl would (close-on-exec too, so a
@@ -730,11 +745,15 @@ const cf_digests *cf_transfer_digests(cf_transfer *t)
     return t->digests;
 }
 
-int cf_transfer_sink(cf_transfer *t, cf_tmpfile *f)
+int cf_transfer_sink(cf_transfer *t, cf_tmpfile *f, int64_t at, int64_t end)
 {
     struct stat st;
-    if (t->sink_fd >= 0 || t->w != t->r || t->closed || f->fd < 0 || fstat(f->fd, &st) != 0)
+    if (t->sink_fd >= 0 || t->w != t->r || t->closed || f->fd < 0 || (at < 0 && fstat(f->fd, &st) != 0))
         return t->sink_fd >= 0;
+    if (at < 0) {
+        at = (int64_t)st.st_size;
+        end = INT64_MAX;
+    }
     char *path = strdup(f->path ? f->path : "the file");
     int fd = path ? fcntl(f->fd, F_DUPFD_CLOEXEC, 0) : -1;
     if (fd < 0) {
@@ -744,15 +763,19 @@ int cf_transfer_sink(cf_transfer *t, cf_tmpfile *f)
     settle(t); /* every byte so far is hashed: from here they are read back */
     t->sink_fd = fd;
     t->sink_path = path;
-    t->sink_base = t->w - (uint64_t)st.st_size;
+    t->sink_base = t->w - (uint64_t)at; /* mod 2^64: position p lands at p - sink_base */
+    t->sink_end = t->w + (uint64_t)(end - at);
     t->sink_told = t->w;
     return 1;
 }
 
 int64_t cf_transfer_sunk(cf_transfer *t)
 {
-    int64_t n = t->sink_fd >= 0 ? (int64_t)(t->w - t->sink_told) : 0;
-    t->sink_told = t->w;
+    if (t->sink_fd < 0)
+        return 0;
+    uint64_t upto = t->w < t->sink_end ? t->w : t->sink_end; /* past the end: buffered */
+    int64_t n = (int64_t)(upto - t->sink_told);
+    t->sink_told = upto;
     return n;
 }
 
