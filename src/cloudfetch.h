@@ -214,6 +214,13 @@ typedef struct cf_tmpfile {
 int cf_tmpfile_create(cf_tmpfile *f, const char *target, char *err, size_t errlen);
 int cf_tmpfile_write(cf_tmpfile *f, const void *data, size_t len, char *err, size_t errlen);
 int cf_tmpfile_pwrite(cf_tmpfile *f, const void *data, size_t len, int64_t offset, char *err, size_t errlen);
+/* Writes all of data to fd, at offset (pwrite) or, when offset < 0, at the
+ * file position (write, which honours O_APPEND); 0, or -1 with errno. */
+int cf_write_full(int fd, const void *data, size_t len, int64_t offset);
+/* Reads bytes [from, to) of fd back through buf (bufsize at a time) into
+ * d; 0, or -1 with *errnum: errno, 0 when the file is shorter, ENOMEM when
+ * the digest update failed. */
+int cf_hash_range(cf_digests *d, int fd, char *buf, size_t bufsize, int64_t from, int64_t to, int *errnum);
 /* Optionally fsyncs (sync), then renames onto target (refusing to replace
  * it unless overwrite) and, when sync, fsyncs the directory.  Returns CF_OK,
  * CF_EEXISTS or CF_EIO; on failure the temporary file is removed. */

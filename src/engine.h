@@ -36,8 +36,7 @@ struct cf_transfer {
      * session's hasher thread for big bodies. */
     int hmode;                 /* CF_HASH_UNDECIDED, _INLINE or _THREAD */
     int hash_thread;           /* the request allows the hasher thread */
-    uint64_t hsub;             /* w when bytes were last handed to the hasher */
-    cf_hjob hj;                /* hashed up to hj.h; the thread's job (hasher.h) */
+    cf_hjob hj;                /* hashed up to hj.h, handed over up to hj.fill (hasher.h) */
     /* A save's file (cf_transfer_sink): the write callback writes the body
      * there itself, no copy into the ring; the hasher thread reads it back. */
     int sink_fd;               /* -1: none; else a duplicate of the file's descriptor */
@@ -122,8 +121,9 @@ uint64_t cf_hash_mark(cf_transfer *t);
 /* Returns once every written byte is in the digests and the hasher thread
  * no longer touches t (its buffer may move, its digests be read). */
 void cf_hash_settle(cf_transfer *t);
-/* transfer.c: where position p lives in t's ring. */
-size_t cf_ring_index(const cf_transfer *t, uint64_t p);
+/* transfer.c: where position p lives in t's ring (*at), and how many of
+ * the bytes [p, end) lie there in one piece. */
+size_t cf_ring_span(const cf_transfer *t, uint64_t p, uint64_t end, size_t *at);
 /* hasher.c: how a transfer's bytes [from, to) are hashed when not inline
  * from the write callback's data: from its ring, or read back from its
  * sink file. */

@@ -227,16 +227,14 @@ int cf_tmpfile_create(cf_tmpfile *f, const char *target, char *err, size_t errle
     return 0;
 }
 
-/* Writes all of data, at offset (pwrite) or, when offset < 0, at the file
- * position (write, which honours O_APPEND). */
-static int write_all(cf_tmpfile *f, const char *p, size_t len, int64_t offset, char *err, size_t errlen)
+int cf_write_full(int fd, const void *data, size_t len, int64_t offset)
 {
+    const char *p = data;
     while (len > 0) {
-        ssize_t w = offset < 0 ? write(f->fd, p, len) : pwrite(f->fd, p, len, (off_t)offset);
+        ssize_t w = offset < 0 ? write(fd, p, len) : pwrite(fd, p, len, (off_t)offset);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            set_err(err, errlen, "cannot write", f->path);
             return -1;
         }
         p += w;
@@ -245,6 +243,34 @@ static int write_all(cf_tmpfile *f, const char *p, size_t len, int64_t offset, c
             offset += w;
     }
     return 0;
+}
+
+int cf_hash_range(cf_digests *d, int fd, char *buf, size_t bufsize, int64_t from, int64_t to, int *errnum)
+{
+    while (from < to) {
+        size_t want = (uint64_t)(to - from) > bufsize ? bufsize : (size_t)(to - from);
+        ssize_t n = pread(fd, buf, want, (off_t)from);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            *errnum = n < 0 ? errno : 0;
+            return -1;
+        }
+        if (cf_digests_update(d, buf, (size_t)n) != 0) {
+            *errnum = ENOMEM;
+            return -1;
+        }
+        from += n;
+    }
+    return 0;
+}
+
+static int write_all(cf_tmpfile *f, const char *p, size_t len, int64_t offset, char *err, size_t errlen)
+{
+    if (cf_write_full(f->fd, p, len, offset) == 0)
+        return 0;
+    set_err(err, errlen, "cannot write", f->path);
+    return -1;
 }
 
 int cf_tmpfile_write(cf_tmpfile *f, const void *data, size_t len, char *err, size_t errlen)

@@ -19,7 +19,6 @@
  */
 #include "engine.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -162,10 +161,7 @@ void cf_hjob_wait(cf_hasher *hs, cf_hjob *j, uint64_t upto)
 static int hash_ring(cf_transfer *t, uint64_t from, uint64_t to)
 {
     while (from < to) {
-        size_t at = cf_ring_index(t, from);
-        size_t n = t->cap - at;
-        if ((uint64_t)n > to - from)
-            n = (size_t)(to - from);
+        size_t at, n = cf_ring_span(t, from, to, &at);
         if (cf_digests_update(t->digests, t->buf + at, n) != 0)
             return -1;
         from += n;
@@ -177,18 +173,11 @@ static int hash_ring(cf_transfer *t, uint64_t from, uint64_t to)
  * them (the file's pages are in memory: they were just written). */
 static int hash_sink(cf_transfer *t, uint64_t from, uint64_t to)
 {
+    int errnum;
     if (!t->sink_buf && !(t->sink_buf = malloc(READ_BACK)))
         return -1;
-    while (from < to) {
-        size_t want = to - from > READ_BACK ? READ_BACK : (size_t)(to - from);
-        ssize_t n = pread(t->sink_fd, t->sink_buf, want, (off_t)(from - t->sink_base));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0 || cf_digests_update(t->digests, t->sink_buf, (size_t)n) != 0)
-            return -1;
-        from += (uint64_t)n;
-    }
-    return 0;
+    return cf_hash_range(t->digests, t->sink_fd, t->sink_buf, READ_BACK, (int64_t)(from - t->sink_base),
+                         (int64_t)(to - t->sink_base), &errnum);
 }
 
 int cf_hash_work(cf_hjob *j, uint64_t from, uint64_t to)
@@ -242,10 +231,8 @@ void cf_hash_written(cf_transfer *t, const char *data, size_t len)
         t->hj.h = t->w;
         return;
     }
-    if (t->w - t->hsub < HAND_OVER)
-        return;
-    t->hsub = t->w;
-    cf_hjob_give(hs, &t->hj, t->w);
+    if (t->w - t->hj.fill >= HAND_OVER) /* fill: written by this thread only */
+        cf_hjob_give(hs, &t->hj, t->w);
 }
 
 uint64_t cf_hash_mark(cf_transfer *t)
@@ -261,5 +248,5 @@ void cf_hash_settle(cf_transfer *t)
     /* Idle: the rest (less than a handover) is hashed here. */
     if (t->digests && t->hj.h < t->w && !t->hj.failed && cf_hash_work(&t->hj, t->hj.h, t->w) != 0)
         t->hj.failed = 1;
-    t->hj.h = t->hsub = t->hj.fill = t->w;
+    t->hj.h = t->hj.fill = t->w;
 }

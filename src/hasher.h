@@ -21,7 +21,7 @@ struct cf_hjob {
     /* Shared with the hasher thread, under its mutex; h is also stored
      * and loaded atomically (cf_hjob_mark reads it without the lock). */
     uint64_t h;    /* bytes [0, h) are hashed */
-    uint64_t fill; /* the thread may hash up to here */
+    uint64_t fill; /* the thread may hash up to here (only the owner writes it) */
     int state;     /* idle, queued, busy */
     int failed;    /* a work call failed: the rest is skipped */
     cf_hjob *next; /* the queue */

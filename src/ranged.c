@@ -14,7 +14,6 @@
 #include "cloudfetch.h"
 #include "hasher.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -41,19 +40,16 @@ struct cf_ranged {
     cf_hasher *hasher;
     cf_hjob job;         /* bytes [0, job.h) are hashed (on the thread) */
     int64_t prefix;      /* bytes [0, prefix) are written */
-    int64_t given;       /* the thread may hash up to here */
     int tfd;             /* the thread's own descriptor of the file (a duplicate) */
     char *tbuf;          /* the thread's read-back buffer */
     int terr;            /* the thread's read-back failure: errno, or 0 (short file) */
 };
 
-static int read_back(cf_ranged *r, int fd, char *buf, int64_t from, int64_t to, int *errnum);
-
 /* On the hasher thread: reads [from, to) back and hashes it. */
 static int prefix_work(cf_hjob *j, uint64_t from, uint64_t to)
 {
     cf_ranged *r = (cf_ranged *)(void *)((char *)j - offsetof(cf_ranged, job));
-    return read_back(r, r->tfd, r->tbuf, (int64_t)from, (int64_t)to, &r->terr);
+    return cf_hash_range(r->digests, r->tfd, r->tbuf, READ_BACK, (int64_t)from, (int64_t)to, &r->terr);
 }
 
 cf_ranged *cf_ranged_new(cf_tmpfile *f, int64_t total, unsigned hash_mask, int hash_thread)
@@ -148,28 +144,6 @@ static int remember(cf_ranged *r, int64_t start, int64_t end)
     return 0;
 }
 
-/* Reads [from, to) of the file back into buf (READ_BACK bytes) and hashes
- * it; -1 with *errnum set (errno, or 0 for a short file) when it cannot. */
-static int read_back(cf_ranged *r, int fd, char *buf, int64_t from, int64_t to, int *errnum)
-{
-    while (from < to) {
-        size_t want = to - from > READ_BACK ? READ_BACK : (size_t)(to - from);
-        ssize_t n = pread(fd, buf, want, (off_t)from);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            *errnum = n < 0 ? errno : 0;
-            return -1;
-        }
-        if (cf_digests_update(r->digests, buf, (size_t)n) != 0) {
-            *errnum = ENOMEM;
-            return -1;
-        }
-        from += n;
-    }
-    return 0;
-}
-
 static int read_back_failed(cf_ranged *r, int errnum, char *err, size_t errlen)
 {
     snprintf(err, errlen, "cannot read back %s: %s", r->file->path ? r->file->path : "the file",
@@ -197,7 +171,7 @@ static int catch_up(cf_ranged *r, size_t max, char *err, size_t errlen)
         if (end - r->hashed > (int64_t)max)
             end = r->hashed + (int64_t)max;
         int errnum;
-        if (read_back(r, r->file->fd, r->rbuf, r->hashed, end, &errnum) != 0)
+        if (cf_hash_range(r->digests, r->file->fd, r->rbuf, READ_BACK, r->hashed, end, &errnum) != 0)
             return read_back_failed(r, errnum, err, errlen);
         max -= (size_t)(end - r->hashed);
         r->hashed = end;
@@ -210,16 +184,13 @@ static int catch_up(cf_ranged *r, size_t max, char *err, size_t errlen)
  * thread idle). */
 static int thread_catch_up(cf_ranged *r, size_t max, char *err, size_t errlen)
 {
-    if (r->given < r->prefix) {
-        r->given = r->prefix;
-        cf_hjob_give(r->hasher, &r->job, (uint64_t)r->given);
-    }
+    uint64_t given = (uint64_t)r->prefix; /* job.fill: written by this thread only */
+    if (r->job.fill < given)
+        cf_hjob_give(r->hasher, &r->job, given);
     uint64_t h = cf_hjob_mark(&r->job);
-    if (h < (uint64_t)r->given && max > 0) {
-        uint64_t upto = (uint64_t)r->given - h > max ? h + max : (uint64_t)r->given;
-        cf_hjob_wait(r->hasher, &r->job, upto);
-    }
-    if (cf_hjob_mark(&r->job) < (uint64_t)r->given)
+    if (h < given && max > 0)
+        cf_hjob_wait(r->hasher, &r->job, given - h > max ? h + max : given);
+    if (cf_hjob_mark(&r->job) < given)
         return 1;
     cf_hjob_wait(r->hasher, &r->job, UINT64_MAX); /* idle: failed is settled */
     if (r->job.failed)
@@ -248,10 +219,9 @@ static int grow_prefix(cf_ranged *r, int64_t start, int64_t end)
         memmove(&r->iv[0], &r->iv[1], (r->niv - 1) * sizeof *r->iv);
         r->niv--;
     }
-    if (r->prefix - r->given >= READ_BACK || r->prefix == r->total) {
-        r->given = r->prefix;
-        cf_hjob_give(r->hasher, &r->job, (uint64_t)r->given);
-    }
+    uint64_t fill = r->job.fill;
+    if (fill < (uint64_t)r->prefix && ((uint64_t)r->prefix - fill >= READ_BACK || r->prefix == r->total))
+        cf_hjob_give(r->hasher, &r->job, (uint64_t)r->prefix);
     return 0;
 }
 

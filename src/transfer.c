@@ -164,9 +164,11 @@ static void give_buffer(cf_transfer *t)
     t->r = t->w; /* nothing left to read */
 }
 
-size_t cf_ring_index(const cf_transfer *t, uint64_t p)
+size_t cf_ring_span(const cf_transfer *t, uint64_t p, uint64_t end, size_t *at)
 {
-    return (size_t)((p - t->origin) % t->cap);
+    *at = (size_t)((p - t->origin) % t->cap);
+    size_t n = t->cap - *at;
+    return (uint64_t)n > end - p ? (size_t)(end - p) : n;
 }
 
 /* Room for `need` bytes: a buffer from the session's pool, grown as the
@@ -189,13 +191,11 @@ static int grow(cf_transfer *t, size_t need)
     if (!p)
         return -1;
     size_t n = 0;
-    for (uint64_t at = t->r; at < t->w;) {
-        size_t i = cf_ring_index(t, at), k = t->cap - i;
-        if ((uint64_t)k > t->w - at)
-            k = (size_t)(t->w - at);
-        memcpy(p + n, t->buf + i, k);
+    for (uint64_t pos = t->r; pos < t->w;) {
+        size_t at, k = cf_ring_span(t, pos, t->w, &at);
+        memcpy(p + n, t->buf + at, k);
         n += k;
-        at += k;
+        pos += k;
     }
     free(t->buf);
     t->buf = p;
@@ -207,10 +207,8 @@ static int grow(cf_transfer *t, size_t need)
 /* Copies len bytes in at position w (in two pieces where the ring wraps). */
 static void ring_put(cf_transfer *t, const char *data, size_t len)
 {
-    size_t i = cf_ring_index(t, t->w), k = t->cap - i;
-    if (k > len)
-        k = len;
-    memcpy(t->buf + i, data, k);
+    size_t at, k = cf_ring_span(t, t->w, t->w + len, &at);
+    memcpy(t->buf + at, data, k);
     memcpy(t->buf, data + k, len - k);
     t->w += len;
 }
@@ -220,17 +218,11 @@ static void ring_put(cf_transfer *t, const char *data, size_t len)
 static long sink_body(cf_transfer *t, const char *data, size_t len)
 {
     size_t n = t->sink_end - t->w < len ? (size_t)(t->sink_end - t->w) : len;
-    for (size_t off = 0; off < n;) {
-        ssize_t k = pwrite(t->sink_fd, data + off, n - off, (off_t)(t->w + off - t->sink_base));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0) {
-            char m[CF_ERRLEN];
-            snprintf(m, sizeof m, "cannot write %s: %s", t->sink_path, strerror(errno));
-            fail(t, CF_EIO, m);
-            return -1;
-        }
-        off += (size_t)k;
+    if (cf_write_full(t->sink_fd, data, n, (int64_t)(t->w - t->sink_base)) != 0) {
+        char m[CF_ERRLEN];
+        snprintf(m, sizeof m, "cannot write %s: %s", t->sink_path, strerror(errno));
+        fail(t, CF_EIO, m);
+        return -1;
     }
     t->w += n;
     t->r = t->w; /* nothing is buffered */
@@ -672,10 +664,8 @@ long cf_transfer_peek(cf_transfer *t, const char **data)
     t->released = 1;
     for (;;) {
         if (t->w > t->r) {
-            size_t i = cf_ring_index(t, t->r), n = t->cap - i;
-            if ((uint64_t)n > t->w - t->r)
-                n = (size_t)(t->w - t->r);
-            *data = t->buf + i;
+            size_t at, n = cf_ring_span(t, t->r, t->w, &at);
+            *data = t->buf + at;
             return (long)n;
         }
         if (t->kind)
