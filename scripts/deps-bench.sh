@@ -9,17 +9,6 @@
 #   linux-perf        the profile (valgrind's callgrind when perf cannot run)
 #   nginx-light, aria2, curl, time, valgrind, coreutils: also in deps.sh
 set -eu
-pkgs="python3 python3-requests lua5.4 lua-socket lua5.2 lua-curl linux-perf valgrind nginx-light aria2 curl time
-      coreutils"
-missing=""
-for p in $pkgs; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
-[ -z "$missing" ] && exit 0
-echo "deps-bench: installing$missing"
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-# shellcheck disable=SC2086
-$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+exec sh "$(dirname "$0")/install-missing.sh" deps-bench \
+  python3 python3-requests lua5.4 lua-socket lua5.2 lua-curl linux-perf valgrind nginx-light \
+  aria2 curl time coreutils
