@@ -24,8 +24,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define HAND_OVER (128 * 1024)     /* bytes gathered before the thread is told */
-#define READ_BACK (128 * 1024)     /* a sink's bytes read back at a time */
+/* Bytes gathered before the thread is told, and a sink's bytes read back
+ * at a time.  The fuzz build makes them small (mk/fuzz.mk), so its small
+ * bodies go through the thread in many pieces. */
+#ifndef CF_HAND_OVER
+#define CF_HAND_OVER (128 * 1024)
+#endif
+#define HAND_OVER CF_HAND_OVER
+#define READ_BACK CF_HAND_OVER
 
 enum { IDLE = 0, QUEUED, BUSY };
 

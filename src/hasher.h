@@ -27,8 +27,11 @@ struct cf_hjob {
     cf_hjob *next; /* the queue */
 };
 
-/* Bodies from this size are hashed on a thread (when there are cores). */
+/* Bodies from this size are hashed on a thread (when there are cores);
+ * the fuzz build lowers it (mk/fuzz.mk). */
+#ifndef CF_HASH_THREAD_MIN
 #define CF_HASH_THREAD_MIN (1L << 20)
+#endif
 /* Online cores (1 at least). */
 int cf_hash_cores(void);
 /* A hasher thread (NULL when none could start). */

@@ -32,7 +32,7 @@
  *   - framed: the transfer ends cleanly (after at most one resume per cut),
  *     a cut fails as a network error, and the bytes handed out are exactly
  *     the body;
- *   - raw: a clean 200 with a Content-Length our parser accepts (and no
+ *   - raw: a clean 200 with one Content-Length our parser accepts (and no
  *     Transfer-Encoding) handed out exactly that many bytes;
  *   - after cf_transfer_close no byte is handed out any more;
  *   - nothing hangs: every run ends within a bounded time.
@@ -340,6 +340,24 @@ static void wait_ready(cf_session *s, cf_transfer *t, long ms, long deadline)
         broken("the event engine failed");
 }
 
+/* The value of the header `name` when the answer has exactly one such
+ * line, else NULL.  With two Content-Length lines libcurl goes by the last
+ * and cf_headers_get gives the first; the Lua layer refuses the answer
+ * before it takes a byte when they disagree (download.lua, framing_problem;
+ * spec/hostile_spec.lua), so the engine's count is no invariant then. */
+static const char *only_one(const cf_headers *h, const char *name)
+{
+    const char *value = NULL;
+    for (size_t i = 0; i < h->n; i++) {
+        if (strcasecmp(h->items[i].name, name) != 0)
+            continue;
+        if (value)
+            return NULL;
+        value = h->items[i].value;
+    }
+    return value;
+}
+
 /* Header lines for the framed answer from fuzz bytes: one line per '\n',
  * kept when it is "token: printable", framing headers left out (the
  * answer's framing is ours). */
@@ -445,7 +463,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.timeout_ms = 10000;
     req.buffer_size = buffer_size;
     req.hash_mask = (flags & 8) ? 0 : mask; /* bit 3: the digests are added after the headers */
-    req.hash_thread = (seed >> 17) & 1; /* big bodies may be hashed on the hasher thread */
+    /* Bodies from CF_HASH_THREAD_MIN (or of unknown length) are hashed on
+     * the hasher thread; the fuzz build lowers it to 4 KiB and hands the
+     * thread 1 KiB at a time (mk/fuzz.mk). */
+    req.hash_thread = (seed >> 17) & 1;
 
     consumer c;
     memset(&c, 0, sizeof c);
@@ -571,7 +592,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (!framed && !closed && end) {
         const cf_headers *h = cf_transfer_headers(t);
-        const char *cl = cf_headers_get(h, "content-length");
+        const char *cl = only_one(h, "content-length");
         int64_t want;
         if (h->status == 200 && cl && !cf_headers_get(h, "transfer-encoding") &&
             cf_parse_content_length(cl, &want) == 0 && c.fed - (seed & 0x10000 ? 7 : 0) != want)

@@ -49,10 +49,15 @@ for target in "$@"; do
     echo "fuzz: $target FAILED (exit $rc) after ${execs:-?} runs; the end of $log:" >&2
     grep -v '^#[0-9]' "$log" | tail -n 40 >&2
     if [ -n "$repro" ]; then
+      # The input itself too: a CI log outlives the clone it ran in.
       echo "fuzz: reproduce with: $dir/$target $repro" >&2
+      echo "fuzz: the input, base64 (base64 -d > input):" >&2
+      head -c 16384 "$repro" | base64 >&2
     fi
+    why=$(grep -m 1 -E 'invariant broken|ERROR: |runtime error|deadly signal' "$log")
     summary="$summary
-  $target: FAILED${repro:+ (reproducer $repro)}"
+  $target: FAILED${repro:+ (reproducer $repro)}${why:+
+    $why}"
   else
     summary="$summary
   $target: ${execs:-?} runs, coverage ${cov:-?}, corpus $(ls "$corpus" | wc -l) inputs"
