@@ -89,6 +89,24 @@ describe("a hostile server", function()
     assert.is_true(err.kind == "protocol" or err.kind == "network", tostring(err))
   end)
 
+  it("a Content-Length line with a bare CR or a NUL in it is a protocol error, not a short file", function()
+    -- libcurl reads "Content-Length: 3<CR>9" as 3 and would end cleanly
+    -- after "hel"; the header store reads the CR as SP (RFC 9110 5.5), so
+    -- the value is no number and the answer is refused before any byte.
+    -- (libcurl refuses a NUL in a header line itself.)
+    for bad, why in pairs{ ["3\r9"] = "malformed or conflicting Content%-Length", ["3\0" .. "9"] = "Nul byte" } do
+      local d, err = cf.open(status_url(200, "hello", { "Content-Length:" .. bad }), { retry = false })
+      assert.is_nil(d, "no download for Content-Length " .. bad:gsub("%c", "?"))
+      assert.equal("protocol", err.kind)
+      assert.matches(why, err.message)
+      local path
+      path, err = cf.save(status_url(200, "hello", { "Content-Length:" .. bad }), dir .. "/x", { retry = false })
+      assert.is_nil(path)
+      assert.equal("protocol", err.kind)
+      assert.same({}, fx.list(dir))
+    end
+  end)
+
   it("saving the answer to a HEAD request is an error, not an empty file", function()
     local d = assert(cf.open(url .. "/bytes?n=100", { method = "HEAD" }))
     local path, err = d:save(dir .. "/x")

@@ -30,7 +30,8 @@ void cf_headers_free(cf_headers *h);       /* frees items; h can be re-initialis
 /* Feeds one raw header line as libcurl delivers it (with CRLF).  A status
  * line ("HTTP/...") clears earlier headers (redirects, 100-continue); the
  * blank line sets complete.  Folded continuation lines are appended to the
- * previous value.  Returns 0, or -1 on a malformed status line or no memory. */
+ * previous value; a NUL, CR or LF inside a line is read as SP.  Returns 0,
+ * or -1 on a malformed status line or no memory. */
 int cf_headers_feed(cf_headers *h, const char *line, size_t len);
 /* First value of `name` (case-insensitive), or NULL. */
 const char *cf_headers_get(const cf_headers *h, const char *name);

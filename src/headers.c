@@ -161,36 +161,11 @@ static int is_token_char(int c)
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
-int cf_headers_feed(cf_headers *h, const char *line, size_t len)
+/* A field line (or a folded continuation of one) from cf_headers_feed. */
+static int feed_field(cf_headers *h, const char *line, size_t len)
 {
     const char *colon, *val;
     size_t nn, vn, i;
-
-    if (!h || (!line && len > 0))
-        return -1;
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-        len--;
-
-    if (len == 0) {
-        if (h->status != 0)
-            h->complete = 1;
-        return 0;
-    }
-    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-        int major, status;
-        if (cf_parse_status_line(line, len, &major, &status) != 0)
-            return -1;
-        clear_items(h);
-        h->status = status;
-        h->http_major = major;
-        h->complete = 0;
-        return 0;
-    }
-    /* Bytes a value must never hold: NUL, CR, LF inside a line.  Such a
-     * line is not HTTP; drop it rather than store a truncated value. */
-    for (i = 0; i < len; i++)
-        if (line[i] == '\0' || line[i] == '\r' || line[i] == '\n')
-            return 0;
 
     if (is_blank((unsigned char)line[0])) {
         val = line;
@@ -213,6 +188,55 @@ int cf_headers_feed(cf_headers *h, const char *line, size_t len)
     vn = len - nn - 1;
     trim(&val, &vn);
     return add_field(h, line, nn, val, vn);
+}
+
+static int is_invalid_in_line(int c)
+{
+    return c == '\0' || c == '\r' || c == '\n';
+}
+
+int cf_headers_feed(cf_headers *h, const char *line, size_t len)
+{
+    size_t i;
+
+    if (!h || (!line && len > 0))
+        return -1;
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        len--;
+
+    if (len == 0) {
+        if (h->status != 0)
+            h->complete = 1;
+        return 0;
+    }
+    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+        int major, status;
+        if (cf_parse_status_line(line, len, &major, &status) != 0)
+            return -1;
+        clear_items(h);
+        h->status = status;
+        h->http_major = major;
+        h->complete = 0;
+        return 0;
+    }
+    /* A NUL, CR or LF inside a line is invalid: each becomes SP before the
+     * line is read (RFC 9110 §5.5, RFC 9112 §2.2).  Dropping the line
+     * instead would hide what libcurl still acts on: it reads
+     * "Content-Length: 5<CR>7" as 5, while here the value is "5 7", which
+     * no parser accepts, so the answer is refused as malformed. */
+    for (i = 0; i < len && !is_invalid_in_line((unsigned char)line[i]); i++)
+        ;
+    if (i == len)
+        return feed_field(h, line, len);
+    char *copy = dup_range(line, len);
+    if (!copy)
+        return -1;
+    for (; i < len; i++)
+        if (is_invalid_in_line((unsigned char)copy[i]))
+            copy[i] = ' ';
+    int rc = feed_field(h, copy, len);
+    free(copy);
+    return rc;
 }
 
 const char *cf_headers_get(const cf_headers *h, const char *name)

@@ -6,7 +6,7 @@
  *
  * Checked (abort() with a message when broken): the parsers' outputs are in
  * range (a length >= 0, a range first <= last < total, a delay >= 0), the
- * store stays bounded, and every name the sanitiser returns keeps its
+ * store stays bounded and holds no CR or LF, and every name the sanitiser returns keeps its
  * promises (cloudfetch.h): not empty, at most 255 bytes, never "." or "..",
  * no '/' or '\\', valid UTF-8, no C0/DEL/C1 controls, no bidi controls,
  * zero-width characters or line/paragraph separators, no leading/trailing
@@ -135,6 +135,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (h.n > h.cap || h.n > 1000)
         abort();
+    /* a CR or LF inside a line was read as SP (a NUL too, but a C string
+     * could not show one) */
+    for (i = 0; i < h.n; i++)
+        if (strpbrk(h.items[i].name, "\r\n") || strpbrk(h.items[i].value, "\r\n"))
+            abort();
     /* whatever got stored goes through the value parsers too */
     if ((v = cf_headers_get(&h, "content-length")) != NULL)
         (void)cf_parse_content_length(v, &a);
