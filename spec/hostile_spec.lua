@@ -107,6 +107,20 @@ describe("a hostile server", function()
     end
   end)
 
+  it("an answer with both Transfer-Encoding and Content-Length is a protocol error, not a short file", function()
+    -- libcurl goes by the chunks (3 bytes, a clean end); Content-Length says 13
+    local u = status_url(200, "3\r\nhel\r\n0\r\n\r\n", { "Transfer-Encoding:chunked" })
+    local d, err = cf.open(u, { retry = false })
+    assert.is_nil(d)
+    assert.equal("protocol", err.kind)
+    assert.matches("both Transfer%-Encoding and Content%-Length", err.message)
+    local path
+    path, err = cf.save(u, dir .. "/x", { retry = false })
+    assert.is_nil(path)
+    assert.equal("protocol", err.kind)
+    assert.same({}, fx.list(dir))
+  end)
+
   it("saving the answer to a HEAD request is an error, not an empty file", function()
     local d = assert(cf.open(url .. "/bytes?n=100", { method = "HEAD" }))
     local path, err = d:save(dir .. "/x")

@@ -65,9 +65,15 @@ end
 
 -- What is wrong with an answer's framing, before any body byte is taken:
 -- a Content-Length that is not one valid number (RFC 9110 8.6: repeats must
--- agree), and a 206 that is not the range asked for.  nil when nothing.
+-- agree), one beside Transfer-Encoding (RFC 9112 6.3: "ought to be handled
+-- as an error"; libcurl would go by the chunks and end cleanly however few
+-- bytes they hold, while d.size says otherwise), and a 206 that is not the
+-- range asked for.  nil when nothing.
 local function framing_problem(d, p)
   local cl = d.headers["content-length"]
+  if cl and d.headers["transfer-encoding"] then
+    return "both Transfer-Encoding and Content-Length in one answer"
+  end
   if cl then
     local first
     for v in (cl .. ","):gmatch("%s*([^,]*),") do
