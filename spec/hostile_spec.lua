@@ -89,36 +89,34 @@ describe("a hostile server", function()
     assert.is_true(err.kind == "protocol" or err.kind == "network", tostring(err))
   end)
 
+  -- Neither cf.open nor cf.save takes the answer at u: kind protocol, the
+  -- message matches why, nothing saved.
+  local function refused(u, why)
+    local d, err = cf.open(u, { retry = false })
+    assert.is_nil(d, "no download for " .. u)
+    assert.equal("protocol", err.kind)
+    assert.matches(why, err.message)
+    local path
+    path, err = cf.save(u, dir .. "/x", { retry = false })
+    assert.is_nil(path)
+    assert.equal("protocol", err.kind)
+    assert.same({}, fx.list(dir))
+  end
+
   it("a Content-Length line with a bare CR or a NUL in it is a protocol error, not a short file", function()
     -- libcurl reads "Content-Length: 3<CR>9" as 3 and would end cleanly
     -- after "hel"; the header store reads the CR as SP (RFC 9110 5.5), so
     -- the value is no number and the answer is refused before any byte.
     -- (libcurl refuses a NUL in a header line itself.)
     for bad, why in pairs{ ["3\r9"] = "malformed or conflicting Content%-Length", ["3\0" .. "9"] = "Nul byte" } do
-      local d, err = cf.open(status_url(200, "hello", { "Content-Length:" .. bad }), { retry = false })
-      assert.is_nil(d, "no download for Content-Length " .. bad:gsub("%c", "?"))
-      assert.equal("protocol", err.kind)
-      assert.matches(why, err.message)
-      local path
-      path, err = cf.save(status_url(200, "hello", { "Content-Length:" .. bad }), dir .. "/x", { retry = false })
-      assert.is_nil(path)
-      assert.equal("protocol", err.kind)
-      assert.same({}, fx.list(dir))
+      refused(status_url(200, "hello", { "Content-Length:" .. bad }), why)
     end
   end)
 
   it("an answer with both Transfer-Encoding and Content-Length is a protocol error, not a short file", function()
     -- libcurl goes by the chunks (3 bytes, a clean end); Content-Length says 13
-    local u = status_url(200, "3\r\nhel\r\n0\r\n\r\n", { "Transfer-Encoding:chunked" })
-    local d, err = cf.open(u, { retry = false })
-    assert.is_nil(d)
-    assert.equal("protocol", err.kind)
-    assert.matches("both Transfer%-Encoding and Content%-Length", err.message)
-    local path
-    path, err = cf.save(u, dir .. "/x", { retry = false })
-    assert.is_nil(path)
-    assert.equal("protocol", err.kind)
-    assert.same({}, fx.list(dir))
+    refused(status_url(200, "3\r\nhel\r\n0\r\n\r\n", { "Transfer-Encoding:chunked" }),
+      "both Transfer%-Encoding and Content%-Length")
   end)
 
   it("saving the answer to a HEAD request is an error, not an empty file", function()
